@@ -1,0 +1,22 @@
+# The two commands: `make demo` and `make test`. Both set up .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mqformer-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test env clean-env
+
+$(STAMP): setup.py tools/install.sh requirements/*.txt
+	bash tools/install.sh $(VENV)
+	touch $@
+
+env: $(STAMP)
+
+demo: env
+	$(PY) tools/demo.py --work-dir work_dirs/demo
+
+test: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-env:
+	rm -rf $(VENV)

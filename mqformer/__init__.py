@@ -1,0 +1,13 @@
+"""mqformer: MQ-Former as an OpenMMLab (MMDetection 3.x) plugin.
+
+``custom_imports = dict(imports=['mqformer'], allow_failed_imports=False)`` in a
+config registers every component into mmdet's registries.
+"""
+from . import compat
+from .version import __version__
+
+compat.apply_all()
+
+from . import datasets, evaluation, models  # noqa: E402,F401
+
+__all__ = ['__version__']

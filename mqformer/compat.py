@@ -1,0 +1,53 @@
+"""Compatibility shims for the OpenMMLab 2.x stack on current torch / numpy.
+
+Applied once when :mod:`mqformer` is imported. Each shim is the smallest change
+that makes an upstream code path we use work again, and each has a test in
+``tests/test_compat.py`` that fails without it.
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and mmengine
+   0.10.7 calls ``torch.load(filename, map_location=...)`` when loading and
+   resuming checkpoints. Its checkpoints hold a ``message_hub`` with
+   :class:`~mmengine.logging.HistoryBuffer` objects and numpy arrays and scalars,
+   which the restricted unpickler refuses. We keep ``weights_only=True`` (a
+   checkpoint from an untrusted path still cannot run code) and allow-list just
+   these types with :func:`torch.serialization.add_safe_globals`.
+"""
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def mmengine_checkpoint_safe_globals() -> list:
+    """The non-tensor types an mmengine checkpoint stores (message hub, meta)."""
+    from mmengine.logging import HistoryBuffer
+    multiarray = getattr(np, '_core', None)
+    multiarray = (multiarray.multiarray
+                  if multiarray is not None else np.core.multiarray)
+    safe = [
+        HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray,
+        np.dtype
+    ]
+    # numpy >= 1.25 pickles dtypes through their classes (e.g. Float64DType)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        safe += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType') and isinstance(getattr(dtypes, name), type)
+        ]
+    return safe
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Shim 1: let ``weights_only=True`` load mmengine checkpoints."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch < 2.4 loads everything anyway
+        add(mmengine_checkpoint_safe_globals())
+
+
+def apply_all() -> None:
+    global _APPLIED
+    if _APPLIED:
+        return
+    allow_mmengine_checkpoints()
+    _APPLIED = True

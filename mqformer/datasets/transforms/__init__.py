@@ -1,0 +1,3 @@
+from .text_labels import MQ_META_KEYS, ClassNamesToTexts, PackMQInputs
+
+__all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS']

@@ -1,0 +1,81 @@
+"""Unified text-label transforms: every sample becomes texts + gt_instances."""
+from typing import Optional, Sequence
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mmdet.datasets.transforms import PackDetInputs
+from mmdet.registry import TRANSFORMS
+
+MQ_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                'flip', 'flip_direction', 'texts', 'text_type', 'task',
+                'with_mask')
+
+
+@TRANSFORMS.register_module()
+class ClassNamesToTexts(BaseTransform):
+    """Class ids -> texts for class-vocabulary datasets.
+
+    Reads the dataset's class names from ``results['text']`` (mmdet datasets
+    with ``return_classes=True``) and ``gt_bboxes_labels`` (class ids). Writes
+    ``texts``: the present class names plus up to ``num_negatives`` absent ones,
+    shuffled, each once; ``gt_bboxes_labels`` then index into ``texts``.
+
+    Args:
+        num_negatives (int): absent class names added; -1 adds all of them.
+        shuffle (bool): shuffle the text order. Defaults to True.
+        task (str): the ``task`` tag. Defaults to ``'instance'``.
+    """
+
+    def __init__(self, num_negatives: int = -1, shuffle: bool = True,
+                 task: str = 'instance') -> None:
+        self.num_negatives = num_negatives
+        self.shuffle = shuffle
+        self.task = task
+
+    def transform(self, results: dict) -> dict:
+        if 'text' not in results:
+            raise KeyError(
+                f'{results.get("img_path")}: no class names in the sample; '
+                'build the dataset with return_classes=True')
+        names = list(results['text'])
+        labels = np.asarray(results.get('gt_bboxes_labels', []), np.int64)
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+            raise ValueError(f'{results.get("img_path")}: label out of range '
+                             f'0..{len(names) - 1}: {labels.tolist()}')
+        present = list(dict.fromkeys(labels.tolist()))
+        absent = [i for i in range(len(names)) if i not in set(present)]
+        if self.num_negatives >= 0 and len(absent) > self.num_negatives:
+            absent = np.random.choice(
+                absent, self.num_negatives, replace=False).tolist()
+        ids = present + absent
+        if self.shuffle:
+            ids = [ids[i] for i in np.random.permutation(len(ids))]
+        to_text = {c: i for i, c in enumerate(ids)}
+        results['texts'] = [names[c] for c in ids]
+        results['gt_bboxes_labels'] = np.array(
+            [to_text[c] for c in labels.tolist()], np.int64)
+        results['text_type'] = 'class'
+        results['task'] = self.task
+        results.setdefault('with_mask', 'gt_masks' in results)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_negatives={self.num_negatives}, '
+                f'shuffle={self.shuffle}, task={self.task!r})')
+
+
+@TRANSFORMS.register_module()
+class PackMQInputs(PackDetInputs):
+    """mmdet's ``PackDetInputs`` that also keeps ``texts``, ``text_type``,
+    ``task`` and ``with_mask`` in the data sample's metainfo."""
+
+    def __init__(self, meta_keys: Sequence[str] = MQ_META_KEYS, **kwargs):
+        super().__init__(meta_keys=meta_keys, **kwargs)
+
+    def transform(self, results: dict) -> dict:
+        # keys a sample may lack (e.g. at inference) are filled with defaults
+        results.setdefault('text_type', 'class')
+        results.setdefault('task', 'instance')
+        results.setdefault('with_mask', 'gt_masks' in results)
+        return super().transform(results)

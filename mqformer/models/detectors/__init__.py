@@ -1,0 +1,3 @@
+from .mqformer import MQFormer
+
+__all__ = ['MQFormer']

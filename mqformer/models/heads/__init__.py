@@ -1,0 +1,3 @@
+from .mq_head import MQHead
+
+__all__ = ['MQHead']

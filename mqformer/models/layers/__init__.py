@@ -1,0 +1,6 @@
+from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
+                                  MixedQueryDecoderLayer, check_query_mode)
+from .seg_encoder import MQSegEncoder
+
+__all__ = ['MQSegEncoder', 'MixedQueryDecoder', 'MixedQueryDecoderLayer',
+           'QUERY_MODES', 'check_query_mode']

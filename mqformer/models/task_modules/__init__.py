@@ -1,0 +1,3 @@
+from .open_vocab_dn import OpenVocabCdnQueryGenerator
+
+__all__ = ['OpenVocabCdnQueryGenerator']

@@ -1,0 +1,3 @@
+from .shapes_world import ShapesWorld, write_coco_instances, write_coco_panoptic
+
+__all__ = ['ShapesWorld', 'write_coco_instances', 'write_coco_panoptic']

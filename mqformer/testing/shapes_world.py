@@ -1,0 +1,231 @@
+"""A procedurally drawn "shapes world" written in real dataset formats.
+
+Used by the tests, the demo and ``tools/dataset_converters/make_shapes_world.py``.
+Things are coloured shapes (instances); stuff are textured regions (sky, grass,
+water, road) that tile the background. Images can be non-square and grayscale.
+"""
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+COLORS = dict(
+    red=(220, 40, 40),
+    green=(40, 180, 60),
+    blue=(40, 70, 220),
+    yellow=(230, 210, 40),
+    purple=(150, 60, 190),
+    orange=(240, 140, 30))
+SHAPES = ('circle', 'square', 'triangle')
+STUFF = dict(
+    sky=((135, 190, 235), 'smooth'),
+    grass=((70, 140, 50), 'noise'),
+    water=((40, 90, 160), 'waves'),
+    road=((110, 110, 110), 'stripes'))
+
+
+@dataclass
+class Segment:
+    name: str
+    is_thing: bool
+    mask: np.ndarray  # (H, W) bool
+    color: str = ''
+    shape: str = ''
+
+    @property
+    def bbox(self) -> List[float]:
+        """xywh of the mask (COCO convention)."""
+        ys, xs = np.nonzero(self.mask)
+        x0, y0 = float(xs.min()), float(ys.min())
+        return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass
+class ShapesWorld:
+    """Random images with stuff regions and shape instances.
+
+    Args:
+        colors / shapes / stuff: the vocabulary; thing classes are
+            ``'<color> <shape>'``.
+        size_range: (min, max) of image sides; sides are drawn independently,
+            so most images are non-square.
+        max_objects: shape instances per image (1..max_objects).
+        gray_prob: probability that an image is written grayscale.
+        seed: the RNG seed; the same seed gives the same world.
+    """
+    colors: Sequence[str] = tuple(COLORS)
+    shapes: Sequence[str] = SHAPES
+    stuff: Sequence[str] = tuple(STUFF)
+    size_range: Tuple[int, int] = (96, 160)
+    max_objects: int = 4
+    gray_prob: float = 0.0
+    seed: int = 0
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def thing_classes(self) -> List[str]:
+        return [f'{c} {s}' for c in self.colors for s in self.shapes]
+
+    @property
+    def stuff_classes(self) -> List[str]:
+        return list(self.stuff)
+
+    def _texture(self, name: str, h: int, w: int) -> np.ndarray:
+        base, kind = STUFF[name]
+        img = np.empty((h, w, 3), np.float32)
+        img[:] = base
+        yy, xx = np.mgrid[0:h, 0:w]
+        if kind == 'noise':
+            img += self.rng.normal(0, 18, (h, w, 1))
+        elif kind == 'waves':
+            img += 20 * np.sin(yy / 3.0 + np.sin(xx / 7.0))[..., None]
+        elif kind == 'stripes':
+            img += 35 * ((xx // 6) % 2)[..., None]
+        else:
+            img += (yy / max(h, 1) * 30)[..., None]
+        return img
+
+    def _shape_mask(self, shape: str, h: int, w: int) -> np.ndarray:
+        m = np.zeros((h, w), np.uint8)
+        s = int(self.rng.integers(max(8, min(h, w) // 8), max(12, min(h, w) // 3)))
+        cx = int(self.rng.integers(s, max(s + 1, w - s)))
+        cy = int(self.rng.integers(s, max(s + 1, h - s)))
+        if shape == 'circle':
+            cv2.circle(m, (cx, cy), s, 1, -1)
+        elif shape == 'square':
+            cv2.rectangle(m, (cx - s, cy - s), (cx + s, cy + s), 1, -1)
+        else:
+            pts = np.array([[cx, cy - s], [cx - s, cy + s], [cx + s, cy + s]])
+            cv2.fillPoly(m, [pts.astype(np.int32)], 1)
+        return m.astype(bool)
+
+    def sample(self) -> Tuple[np.ndarray, List[Segment], bool]:
+        """One image: (H, W, 3) uint8 RGB, its segments, and a gray flag.
+
+        Segments do not overlap (later shapes occlude earlier ones and the
+        occluded pixels are removed); every pixel belongs to one segment.
+        """
+        h = int(self.rng.integers(*self.size_range))
+        w = int(self.rng.integers(*self.size_range))
+        n_stuff = int(self.rng.integers(1, min(3, len(self.stuff)) + 1))
+        names = list(self.rng.choice(self.stuff, n_stuff, replace=False))
+        cuts = sorted(self.rng.choice(np.arange(h // 5, h - h // 5),
+                                      n_stuff - 1, replace=False).tolist())
+        bounds = [0] + cuts + [h]
+        img = np.zeros((h, w, 3), np.float32)
+        segments: List[Segment] = []
+        for name, y0, y1 in zip(names, bounds[:-1], bounds[1:]):
+            m = np.zeros((h, w), bool)
+            m[y0:y1] = True
+            img[y0:y1] = self._texture(name, h, w)[y0:y1]
+            segments.append(Segment(name, False, m))
+        for _ in range(int(self.rng.integers(1, self.max_objects + 1))):
+            color = str(self.rng.choice(self.colors))
+            shape = str(self.rng.choice(self.shapes))
+            m = self._shape_mask(shape, h, w)
+            for s in segments:
+                s.mask &= ~m
+            jitter = self.rng.integers(-25, 26, 3)
+            img[m] = np.clip(np.array(COLORS[color]) + jitter, 0, 255)
+            segments.append(Segment(f'{color} {shape}', True, m, color, shape))
+        segments = [s for s in segments if s.area > 0]
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        gray = bool(self.rng.random() < self.gray_prob)
+        return img, segments, gray
+
+
+def _save_image(path: str, img: np.ndarray, gray: bool) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    if gray:
+        cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
+    else:
+        cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def _categories(world: ShapesWorld, with_stuff: bool) -> List[Dict]:
+    cats = [dict(id=i + 1, name=n, isthing=1, supercategory='shape')
+            for i, n in enumerate(world.thing_classes)]
+    if with_stuff:
+        cats += [dict(id=len(cats) + i + 1, name=n, isthing=0,
+                      supercategory='stuff')
+                 for i, n in enumerate(world.stuff_classes)]
+    return cats
+
+
+def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
+                         split: str = 'train') -> str:
+    """COCO instances json (RLE masks, things only) + JPEG images.
+
+    Layout: ``root/<split>/*.jpg`` and ``root/annotations/instances_<split>.json``.
+    Returns the annotation file path.
+    """
+    cats = _categories(world, with_stuff=False)
+    cat_id = {c['name']: c['id'] for c in cats}
+    images, anns = [], []
+    for i in range(num_images):
+        img, segs, gray = world.sample()
+        fname = f'{split}_{i:05d}.jpg'
+        _save_image(osp.join(root, split, fname), img, gray)
+        images.append(dict(id=i + 1, file_name=fname, height=img.shape[0],
+                           width=img.shape[1]))
+        for s in segs:
+            if not s.is_thing:
+                continue
+            rle = mask_utils.encode(np.asfortranarray(s.mask.astype(np.uint8)))
+            rle['counts'] = rle['counts'].decode()
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1,
+                             category_id=cat_id[s.name], bbox=s.bbox,
+                             area=s.area, segmentation=rle, iscrowd=0))
+    ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
+    os.makedirs(osp.dirname(ann_file), exist_ok=True)
+    with open(ann_file, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+    return ann_file
+
+
+def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
+                        split: str = 'train') -> str:
+    """COCO panoptic format: JPEGs, RGB-encoded segment PNGs and the json.
+
+    Layout: ``root/<split>/*.jpg``, ``root/annotations/panoptic_<split>/*.png``
+    and ``root/annotations/panoptic_<split>.json``. Returns the json path.
+    """
+    cats = _categories(world, with_stuff=True)
+    cat_id = {c['name']: c['id'] for c in cats}
+    images, anns = [], []
+    png_dir = osp.join(root, 'annotations', f'panoptic_{split}')
+    os.makedirs(png_dir, exist_ok=True)
+    for i in range(num_images):
+        img, segs, gray = world.sample()
+        fname = f'{split}_{i:05d}.jpg'
+        _save_image(osp.join(root, split, fname), img, gray)
+        h, w = img.shape[:2]
+        images.append(dict(id=i + 1, file_name=fname, height=h, width=w))
+        pan = np.zeros((h, w), np.int64)
+        infos = []
+        for k, s in enumerate(segs):
+            seg_id = (k + 1) * 7 + 1000 * (i % 3)  # ids need not be contiguous
+            pan[s.mask] = seg_id
+            infos.append(dict(id=seg_id, category_id=cat_id[s.name],
+                              bbox=s.bbox, area=s.area, iscrowd=0))
+        rgb = np.stack([pan % 256, pan // 256 % 256, pan // 65536 % 256],
+                       -1).astype(np.uint8)
+        png = fname.replace('.jpg', '.png')
+        cv2.imwrite(osp.join(png_dir, png), rgb[..., ::-1])
+        anns.append(dict(image_id=i + 1, file_name=png, segments_info=infos))
+    ann_file = osp.join(root, 'annotations', f'panoptic_{split}.json')
+    with open(ann_file, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+    return ann_file
