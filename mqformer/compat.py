@@ -11,6 +11,12 @@ that makes an upstream code path we use work again, and each has a test in
    which the restricted unpickler refuses. We keep ``weights_only=True`` (a
    checkpoint from an untrusted path still cannot run code) and allow-list just
    these types with :func:`torch.serialization.add_safe_globals`.
+2. mmengine's ``HistoryBuffer.__getstate__`` pickles its statistics methods
+   (``HistoryBuffer.min``, ...) as ``getattr(HistoryBuffer, 'min')``; allowing
+   ``getattr`` would defeat ``weights_only``. Those methods live in a
+   class-level registry that ``__setstate__`` restores anyway, so the shim
+   pickles a buffer without them (checkpoints saved by stock mmengine with a
+   message hub still need ``weights_only=False`` from a trusted source).
 """
 import numpy as np
 import torch
@@ -45,9 +51,22 @@ def allow_mmengine_checkpoints() -> None:
         add(mmengine_checkpoint_safe_globals())
 
 
+def _history_buffer_getstate(self) -> dict:
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)  # restored by __setstate__
+    return state
+
+
+def picklable_history_buffer() -> None:
+    """Shim 2: HistoryBuffer pickles without ``getattr`` references."""
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+
+
 def apply_all() -> None:
     global _APPLIED
     if _APPLIED:
         return
     allow_mmengine_checkpoints()
+    picklable_history_buffer()
     _APPLIED = True

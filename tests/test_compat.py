@@ -89,6 +89,28 @@ def test_resume_restores_iteration_optimizer_and_message_hub(
     assert len(hub.get_scalar('train/loss').data[0]) > 2  # history kept
 
 
+def test_history_buffer_pickles_without_getattr_and_keeps_statistics():
+    """Shim 2: stock mmengine pickles HistoryBuffer's statistics methods via
+    ``getattr``, which weights_only must refuse; ours leaves them out and a
+    loaded buffer still computes every statistic."""
+    import io
+    import pickletools
+    import mqformer  # noqa: F401
+    from mmengine.logging import HistoryBuffer
+    buf = HistoryBuffer()
+    for v in (1.0, 3.0, 2.0):
+        buf.update(v)
+    data = io.BytesIO()
+    torch.save({'hub': buf}, data)
+    data.seek(0)
+    loaded = torch.load(data)['hub']
+    assert loaded.max() == 3.0 and loaded.mean() == 2.0
+    assert loaded.current() == 2.0 and loaded.statistics('min') == 1.0
+    raw = pickle.dumps(buf)
+    assert b'getattr' not in raw
+    assert not any(arg == 'getattr' for _, arg, _ in pickletools.genops(raw))
+
+
 def test_untrusted_pickles_stay_refused():
     """The shim allow-lists types; it does not switch weights_only off."""
     import mqformer  # noqa: F401

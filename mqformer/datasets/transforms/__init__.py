@@ -1,3 +1,5 @@
+from .loading import LoadPanopticSegments
 from .text_labels import MQ_META_KEYS, ClassNamesToTexts, PackMQInputs
 
-__all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS']
+__all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS',
+           'LoadPanopticSegments']

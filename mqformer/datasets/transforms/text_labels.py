@@ -9,7 +9,7 @@ from mmdet.registry import TRANSFORMS
 
 MQ_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
                 'flip', 'flip_direction', 'texts', 'text_type', 'task',
-                'with_mask')
+                'with_mask', 'text_is_thing')
 
 
 @TRANSFORMS.register_module()
@@ -20,10 +20,14 @@ class ClassNamesToTexts(BaseTransform):
     with ``return_classes=True``) and ``gt_bboxes_labels`` (class ids). Writes
     ``texts``: the present class names plus up to ``num_negatives`` absent ones,
     shuffled, each once; ``gt_bboxes_labels`` then index into ``texts``.
+    ``text_is_thing`` keeps the dataset's thing/stuff flag of each text (from
+    ``stuff_text``) for panoptic evaluation; training never reads it.
 
     Args:
         num_negatives (int): absent class names added; -1 adds all of them.
-        shuffle (bool): shuffle the text order. Defaults to True.
+        shuffle (bool): shuffle the text order (training). Without shuffling
+            texts keep the dataset's class order, so with all negatives
+            (evaluation) text i is class i. Defaults to True.
         task (str): the ``task`` tag. Defaults to ``'instance'``.
     """
 
@@ -51,8 +55,13 @@ class ClassNamesToTexts(BaseTransform):
         ids = present + absent
         if self.shuffle:
             ids = [ids[i] for i in np.random.permutation(len(ids))]
+        else:  # dataset order: with all negatives, text i is class i
+            ids = sorted(ids)
         to_text = {c: i for i, c in enumerate(ids)}
         results['texts'] = [names[c] for c in ids]
+        # thing/stuff metadata, for panoptic evaluation only
+        stuff = set(results.get('stuff_text', ()))
+        results['text_is_thing'] = [names[c] not in stuff for c in ids]
         results['gt_bboxes_labels'] = np.array(
             [to_text[c] for c in labels.tolist()], np.int64)
         results['text_type'] = 'class'

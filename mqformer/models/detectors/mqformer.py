@@ -42,6 +42,8 @@ class MQFormer(DetectionTransformer):
         dn_cfg (dict, optional): :class:`OpenVocabCdnQueryGenerator` config
             (``label_noise_scale``, ``box_noise_scale``, ``group_cfg``);
             ``None`` disables denoising.
+        fusion_head (dict): :class:`MQFusionHead` config; its ``test_cfg``
+            defaults to the model's ``test_cfg`` (task switches).
     """
 
     def __init__(self,
@@ -51,6 +53,7 @@ class MQFormer(DetectionTransformer):
                  num_learnable_queries: int = 100,
                  num_conditional_queries: int = 300,
                  dn_cfg: OptConfigType = None,
+                 fusion_head: OptConfigType = dict(type='MQFusionHead'),
                  **kwargs) -> None:
         self.query_mode = check_query_mode(query_mode)
         self.num_learnable = (num_learnable_queries
@@ -59,6 +62,7 @@ class MQFormer(DetectionTransformer):
                                 if query_mode != 'learnable' else 0)
         self.text_encoder_cfg = text_encoder
         self.dn_cfg = dn_cfg
+        self.fusion_head_cfg = dict(fusion_head or dict(type='MQFusionHead'))
         super().__init__(
             *args,
             num_queries=self.num_learnable + self.num_conditional,
@@ -66,8 +70,15 @@ class MQFormer(DetectionTransformer):
 
     def _init_layers(self) -> None:
         self.encoder = MODELS.build(self.encoder)
-        self.decoder = MODELS.build(self.decoder)
+        decoder = dict(self.decoder)
+        if decoder.setdefault('query_mode', self.query_mode) != self.query_mode:
+            raise ValueError(
+                f'decoder.query_mode={decoder["query_mode"]!r} differs from the '
+                f'model query_mode={self.query_mode!r}; set only model.query_mode')
+        self.decoder = MODELS.build(decoder)
         self.text_encoder = MODELS.build(self.text_encoder_cfg)
+        self.fusion_head_cfg.setdefault('test_cfg', self.test_cfg)
+        self.fusion_head = MODELS.build(self.fusion_head_cfg)
         self.embed_dims = C = self.decoder.embed_dims
         self.text_proj = nn.Linear(self.text_encoder.embed_dims, C)
         if self.num_learnable:
@@ -255,13 +266,19 @@ class MQFormer(DetectionTransformer):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
+        """Task outputs per :class:`MQFusionHead`'s ``test_cfg`` switches and
+        each sample's ``task``: ``pred_instances`` (labels index the sample's
+        ``texts``), ``pred_sem_seg``, ``pred_panoptic_seg``, ``pred_fg``."""
         head_inputs = self.forward_transformer(
             self.extract_feat(batch_inputs), batch_data_samples)
-        results = self.bbox_head.predict(
-            **head_inputs,
-            batch_data_samples=batch_data_samples,
-            rescale=rescale)
-        return self.add_pred_to_datasample(batch_data_samples, results)
+        cls, boxes, masks = self.bbox_head.predict(**head_inputs)
+        num_texts = head_inputs['text_mask'].sum(1).tolist()
+        for b, sample in enumerate(batch_data_samples):
+            out = self.fusion_head.predict(cls[b, :, :num_texts[b]], boxes[b],
+                                           masks[b], sample.metainfo, rescale)
+            for key, value in out.items():
+                setattr(sample, key, value)
+        return batch_data_samples
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: OptSampleList = None) -> Tuple[Tensor]:

@@ -6,9 +6,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import bias_init_with_prob
 from mmcv.ops import point_sample
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import BaseModule, ModuleList, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -17,8 +16,7 @@ from mmdet.models.utils import (get_uncertain_point_coords_with_randomness,
                                 multi_apply)
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import (bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh,
-                                   scale_boxes)
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
 
@@ -52,7 +50,7 @@ class MQHead(BaseModule):
         loss_cls, loss_bbox, loss_iou, loss_mask, loss_dice (dict): losses;
             defaults follow MaskDINO (class 4, box 5, giou 2, mask 5, dice 5).
         train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config).
-        test_cfg (dict): ``max_per_img`` for instance outputs.
+        test_cfg (dict): unused here (see :class:`MQFusionHead`).
     """
 
     def __init__(self,
@@ -399,58 +397,11 @@ class MQHead(BaseModule):
 
     # ------------------------------------------------------------- inference
     def predict(self, hidden_states: Tensor, references: Tensor,
-                mask_features: Tensor, text_embeds: Tensor, text_mask: Tensor,
-                batch_data_samples: SampleList,
-                rescale: bool = True, **kwargs) -> List[InstanceData]:
-        """Instance results of the last layer, one InstanceData per image with
-        ``scores`` (K, ), ``labels`` (K, ) into the image's texts, ``bboxes``
-        (K, 4) and ``masks`` (K, H, W) bool."""
+                mask_features: Tensor, text_embeds: Tensor,
+                **kwargs) -> Tuple[Tensor, Tensor, Tensor]:
+        """Last-layer predictions: class logits (B, N, T), boxes (B, N, 4)
+        and mask logits (B, N, H/4, W/4); :class:`MQFusionHead` turns them
+        into task outputs."""
         cls_scores, bboxes, masks = self(hidden_states[-1:], references[-1:],
                                          mask_features, text_embeds)
-        results = []
-        for b, sample in enumerate(batch_data_samples):
-            num_texts = int(text_mask[b].sum())
-            results.append(
-                self.predict_instances(cls_scores[0, b, :, :num_texts],
-                                       bboxes[0, b], masks[0, b],
-                                       sample.metainfo, rescale))
-        return results
-
-    def predict_instances(self, cls_score: Tensor, bbox_pred: Tensor,
-                          mask_pred: Tensor, img_meta: dict,
-                          rescale: bool = True) -> InstanceData:
-        """Top-k over queries x texts; score = class prob x mask quality.
-
-        Args:
-            cls_score (Tensor): (N, T). bbox_pred (Tensor): (N, 4) cxcywh.
-            mask_pred (Tensor): (N, h, w) logits at 1/4 of the padded input.
-        """
-        max_per_img = self.test_cfg.get('max_per_img', 100)
-        N, T = cls_score.shape
-        scores = cls_score.sigmoid().flatten()
-        k = min(max_per_img, scores.numel())
-        scores, idx = scores.topk(k)
-        query, labels = idx // T, idx % T
-        pad_h, pad_w = img_meta['batch_input_shape']
-        img_h, img_w = img_meta['img_shape']
-        mask = F.interpolate(mask_pred[query][None], size=(pad_h, pad_w),
-                             mode='bilinear', align_corners=False)[0]
-        mask = mask[:, :img_h, :img_w]
-        boxes = bbox_cxcywh_to_xyxy(bbox_pred[query]) * bbox_pred.new_tensor(
-            [img_w, img_h, img_w, img_h])
-        if rescale:
-            ori_h, ori_w = img_meta['ori_shape']
-            mask = F.interpolate(mask[None], size=(ori_h, ori_w),
-                                 mode='bilinear', align_corners=False)[0]
-            boxes = scale_boxes(boxes, [1 / s for s in img_meta['scale_factor']])
-            boxes[:, 0::2].clamp_(0, ori_w)
-            boxes[:, 1::2].clamp_(0, ori_h)
-        prob = mask.sigmoid()
-        binary = prob > 0.5
-        mask_quality = (prob * binary).flatten(1).sum(1) / \
-            binary.flatten(1).sum(1).clamp(min=1)
-        return InstanceData(
-            scores=scores * mask_quality,
-            labels=labels,
-            bboxes=boxes,
-            masks=binary)
+        return cls_scores[0], bboxes[0], masks[0]

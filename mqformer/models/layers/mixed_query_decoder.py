@@ -45,7 +45,8 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
 
     Args:
         dual_attn_cfg (dict, optional): config of both ``MultiheadAttention``
-            modules; defaults to ``self_attn_cfg``. Other args as in mmdet's
+            modules; ``None`` builds no dual block (a plain DINO layer, as
+            in the single-type query modes). Other args as in mmdet's
             ``DeformableDetrTransformerDecoderLayer``.
     """
 
@@ -55,17 +56,18 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
 
     def _init_layers(self) -> None:
         super()._init_layers()
-        cfg = self.dual_attn_cfg or self.self_attn_cfg
-        self.c2l_attn = MultiheadAttention(**cfg)
-        self.l2c_attn = MultiheadAttention(**cfg)
-        self.c2l_norm = build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-        self.l2c_norm = build_norm_layer(self.norm_cfg, self.embed_dims)[1]
+        self.with_dual_attn = self.dual_attn_cfg is not None
+        if self.with_dual_attn:
+            self.c2l_attn = MultiheadAttention(**self.dual_attn_cfg)
+            self.l2c_attn = MultiheadAttention(**self.dual_attn_cfg)
+            self.c2l_norm = build_norm_layer(self.norm_cfg, self.embed_dims)[1]
+            self.l2c_norm = build_norm_layer(self.norm_cfg, self.embed_dims)[1]
 
     def dual_query_cross_attn(self, query: Tensor, query_pos: Tensor,
                               query_split: Tuple[int, int, int]) -> Tensor:
         """(B, N_dn + N_c + N_l, C) -> same shape."""
         num_dn, num_c, num_l = query_split
-        if num_c == 0 or num_l == 0:
+        if not self.with_dual_attn or num_c == 0 or num_l == 0:
             return query
         cond, learn = query[:, :num_dn + num_c], query[:, num_dn + num_c:]
         cond_pos = query_pos[:, :num_dn + num_c]
@@ -136,15 +138,27 @@ class MixedQueryDecoder(DinoTransformerDecoder):
 
     As in DINO: query positions come from the sine encoding of the reference
     boxes, boxes are refined layer by layer by ``reg_branches``, and the
-    intermediate outputs are normed. Unlike mmdet's DINO decoder, any
+    intermediate outputs are normed. ``query_mode`` (``'mixed'``,
+    ``'learnable'``, ``'conditional'``) decides whether the layers get the
+    dual-query block (``layer_cfg.dual_attn_cfg`` defaults to the
+    self-attention config). Unlike mmdet's DINO decoder, any
     ``embed_dims`` works (the sine encoding uses ``embed_dims // 2`` features
     per coordinate), and ``query_split`` reaches every layer.
     """
 
+    def __init__(self, *args, query_mode: str = 'mixed', **kwargs) -> None:
+        self.query_mode = check_query_mode(query_mode)
+        super().__init__(*args, **kwargs)
+
     def _init_layers(self) -> None:
+        layer_cfg = dict(self.layer_cfg)
+        if self.query_mode == 'mixed':
+            if layer_cfg.get('dual_attn_cfg') is None:
+                layer_cfg['dual_attn_cfg'] = layer_cfg['self_attn_cfg']
+        else:  # one query set: nothing to exchange
+            layer_cfg['dual_attn_cfg'] = None
         self.layers = ModuleList([
-            MixedQueryDecoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
+            MixedQueryDecoderLayer(**layer_cfg) for _ in range(self.num_layers)
         ])
         self.embed_dims = self.layers[0].embed_dims
         if self.post_norm_cfg is not None:

@@ -1,0 +1,186 @@
+"""MQFusionHead: one set of query predictions -> the outputs of every task."""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, scale_boxes
+from mmdet.utils import OptConfigType
+
+TASKS = ('instance', 'semantic', 'panoptic', 'referring', 'foreground',
+         'detection')
+
+
+@MODELS.register_module()
+class MQFusionHead(BaseModule):
+    """Turns per-query text logits, boxes and masks into task outputs.
+
+    ``test_cfg`` switches (all default off except ``instance_on``):
+    ``instance_on`` (``pred_instances``: top-k over queries x texts, score x
+    mask quality, boxes from the box head, masks), ``detection_on`` (the same
+    without masks), ``semantic_on`` (``pred_sem_seg``: per-pixel text index),
+    ``panoptic_on`` (``pred_panoptic_seg``, mmdet's encoding
+    ``text + instance_id * INSTANCE_OFFSET``), ``referring_on`` (one mask per
+    text: ``pred_instances`` with one entry per expression) and
+    ``foreground_on`` (``pred_fg``: a soft map in [0, 1] for the first text).
+    A sample's ``task`` tag (``'referring'``, ``'foreground'``) turns its
+    output on as well.
+
+    Panoptic thing/stuff comes from the sample's ``text_is_thing`` (dataset
+    metadata); texts without it are things. Other keys: ``max_per_img``
+    (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
+    (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
+    ``mask_thr`` (0.5).
+    """
+
+    def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.test_cfg = dict(test_cfg or {})
+
+    def switches(self, task: Optional[str]) -> dict:
+        on = {t: bool(self.test_cfg.get(f'{t}_on', t == 'instance'))
+              for t in TASKS}
+        if task in ('referring', 'foreground'):
+            on[task] = True
+        return on
+
+    # ----------------------------------------------------------- per image
+    def predict(self, cls_score: Tensor, bbox_pred: Tensor, mask_pred: Tensor,
+                img_meta: dict, rescale: bool = True) -> dict:
+        """
+        Args:
+            cls_score (Tensor): (N, T) logits over the image's texts.
+            bbox_pred (Tensor): (N, 4) normalised cxcywh.
+            mask_pred (Tensor): (N, h, w) logits at 1/4 of the padded input.
+            img_meta (dict): ``img_shape``, ``batch_input_shape``,
+                ``ori_shape``, ``scale_factor``; optional ``task`` and
+                ``text_is_thing``.
+
+        Returns:
+            dict: data-sample fields (``pred_instances``, ``pred_sem_seg``,
+            ``pred_panoptic_seg``, ``pred_fg``) for the switched-on tasks.
+        """
+        on = self.switches(img_meta.get('task'))
+        masks = self.masks_to_image(mask_pred, img_meta, rescale)
+        boxes = self.boxes_to_image(bbox_pred, img_meta, rescale)
+        probs = cls_score.sigmoid()
+        mask_probs = masks.sigmoid()
+        out = {}
+        if on['referring']:
+            out['pred_instances'] = self.referring(probs, boxes, mask_probs)
+        elif on['instance'] or on['detection']:
+            out['pred_instances'] = self.instances(probs, boxes, mask_probs,
+                                                   with_masks=on['instance'])
+        if on['semantic']:
+            out['pred_sem_seg'] = self.semantic(probs, mask_probs)
+        if on['panoptic']:
+            is_thing = img_meta.get('text_is_thing') or [True] * probs.size(1)
+            out['pred_panoptic_seg'] = self.panoptic(probs, mask_probs,
+                                                     is_thing)
+        if on['foreground']:
+            out['pred_fg'] = self.foreground(probs, mask_probs)
+        return out
+
+    def masks_to_image(self, mask_pred: Tensor, img_meta: dict,
+                       rescale: bool) -> Tensor:
+        """(N, h, w) logits -> (N, H, W) logits at the (original) image size."""
+        pad_h, pad_w = img_meta['batch_input_shape']
+        img_h, img_w = img_meta['img_shape']
+        masks = F.interpolate(mask_pred[None], size=(pad_h, pad_w),
+                              mode='bilinear', align_corners=False)[0]
+        masks = masks[:, :img_h, :img_w]
+        if rescale:
+            masks = F.interpolate(masks[None], size=img_meta['ori_shape'][:2],
+                                  mode='bilinear', align_corners=False)[0]
+        return masks
+
+    def boxes_to_image(self, bbox_pred: Tensor, img_meta: dict,
+                       rescale: bool) -> Tensor:
+        """(N, 4) normalised cxcywh -> (N, 4) xyxy pixels."""
+        img_h, img_w = img_meta['img_shape']
+        boxes = bbox_cxcywh_to_xyxy(bbox_pred) * bbox_pred.new_tensor(
+            [img_w, img_h, img_w, img_h])
+        if rescale:
+            boxes = scale_boxes(boxes,
+                                [1 / s for s in img_meta['scale_factor']])
+            h, w = img_meta['ori_shape'][:2]
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        return boxes
+
+    def instances(self, probs: Tensor, boxes: Tensor, mask_probs: Tensor,
+                  with_masks: bool = True) -> InstanceData:
+        """Top-k over queries x texts; score = class prob x mask quality."""
+        N, T = probs.shape
+        k = min(self.test_cfg.get('max_per_img', 100), N * T)
+        scores, idx = probs.flatten().topk(k)
+        query, labels = idx // T, idx % T
+        res = InstanceData(labels=labels, bboxes=boxes[query])
+        if with_masks:
+            m = mask_probs[query]
+            binary = m > self.test_cfg.get('mask_thr', 0.5)
+            quality = (m * binary).flatten(1).sum(1) / \
+                binary.flatten(1).sum(1).clamp(min=1)
+            res.masks = binary
+            res.scores = scores * quality
+        else:
+            res.scores = scores
+        return res
+
+    def semantic(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
+        """Per-pixel text index: argmax_t sum_n p(t|n) m_n(x)."""
+        seg = torch.einsum('nt,nhw->thw', probs, mask_probs)
+        return PixelData(sem_seg=seg.argmax(0)[None], seg_logits=seg)
+
+    def panoptic(self, probs: Tensor, mask_probs: Tensor,
+                 is_thing: Sequence[bool]) -> PixelData:
+        """MaskDINO-style panoptic merging; void is ``T`` (number of texts)."""
+        T = probs.size(1)
+        temp = self.test_cfg.get('pano_temp', 0.06)
+        cls = F.softmax(probs / temp, dim=-1) if temp else probs
+        scores, labels = cls.max(-1)
+        # the softmax picks the text; its sigmoid probability is the score
+        scores = probs.gather(1, labels[:, None])[:, 0]
+        keep = scores > self.test_cfg.get('object_mask_thr', 0.25)
+        scores, labels, masks = scores[keep], labels[keep], mask_probs[keep]
+        h, w = mask_probs.shape[-2:]
+        pan = torch.full((h, w), T, dtype=torch.int64, device=probs.device)
+        if len(scores):
+            owner = (scores[:, None, None] * masks).argmax(0)
+            mask_thr = self.test_cfg.get('mask_thr', 0.5)
+            iou_thr = self.test_cfg.get('iou_thr', 0.8)
+            instance_id = 1
+            for k in scores.argsort(descending=True).tolist():
+                label = int(labels[k])
+                region = (owner == k) & (masks[k] >= mask_thr)
+                area, original = region.sum().item(), (
+                    masks[k] >= mask_thr).sum().item()
+                if area == 0 or original == 0 or area / original < iou_thr:
+                    continue
+                if is_thing[label]:
+                    pan[region] = label + instance_id * INSTANCE_OFFSET
+                    instance_id += 1
+                else:  # one segment per stuff text
+                    pan[region] = label
+        return PixelData(sem_seg=pan[None])
+
+    def referring(self, probs: Tensor, boxes: Tensor,
+                  mask_probs: Tensor) -> InstanceData:
+        """One mask per text: the best-scoring query for each expression."""
+        scores, query = probs.max(0)
+        return InstanceData(
+            labels=torch.arange(probs.size(1), device=probs.device),
+            scores=scores,
+            bboxes=boxes[query],
+            masks=mask_probs[query] > self.test_cfg.get('mask_thr', 0.5))
+
+    def foreground(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
+        """Soft foreground map (1, H, W) in [0, 1] for text 0: the per-pixel
+        maximum over queries of p(text|query) x mask probability."""
+        fg = (probs[:, 0, None, None] * mask_probs).amax(0)
+        return PixelData(sem_seg=fg[None])

@@ -1,0 +1,241 @@
+"""MQ-Former model: shapes, dual-query attention, joint matching, gradients,
+denoising, reuse by config."""
+import copy
+
+import pytest
+import torch
+
+from conftest import tiny_cfg
+
+
+def build_model(query_mode='mixed', dn=True, text_encoder='tiny', **overrides):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = tiny_cfg(text_encoder=text_encoder)
+    cfg.model.query_mode = query_mode
+    if not dn:
+        cfg.model.dn_cfg = None
+    cfg.model.update(overrides)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def batch(seed=0, **kwargs):
+    from mqformer.testing import ShapesWorld, make_batch
+    return make_batch(ShapesWorld(seed=seed), **kwargs)
+
+
+def preprocess(model, data, training):
+    return model.data_preprocessor(copy.deepcopy(data), training)
+
+
+@pytest.mark.parametrize('mode,n_queries', [('mixed', 30), ('learnable', 10),
+                                            ('conditional', 20)])
+def test_output_shapes_every_query_mode(mode, n_queries):
+    model = build_model(mode).eval()
+    data = preprocess(model, batch(extra_texts=(0, 5)), False)
+    n_texts = [len(s.texts) for s in data['data_samples']]
+    assert n_texts[0] != n_texts[1]
+    with torch.no_grad():
+        cls, boxes, masks = model._forward(data['inputs'], data['data_samples'])
+        results = model.predict(data['inputs'], data['data_samples'])
+    L = model.decoder.num_layers + 1
+    B, _, H, W = data['inputs'].shape
+    assert cls.shape == (L, 2, n_queries, max(n_texts))
+    assert boxes.shape == (L, 2, n_queries, 4)
+    assert masks.shape == (L, 2, n_queries, H // 4, W // 4)
+    assert ((boxes >= 0) & (boxes <= 1)).all()
+    for res, n in zip(results, n_texts):
+        inst = res.pred_instances
+        assert inst.masks.shape[1:] == res.ori_shape
+        assert inst.labels.max() < n  # labels index the image's own texts
+        assert len(inst) == min(model.bbox_head.test_cfg['max_per_img'],
+                                n_queries * n)
+
+
+def _layer(with_dual):
+    from mmdet.registry import MODELS
+    cfg = dict(tiny_cfg().model.decoder.layer_cfg)
+    if not with_dual:
+        cfg['dual_attn_cfg'] = None
+    torch.manual_seed(0)
+    return MODELS.build(dict(type='MixedQueryDecoderLayer', **cfg)).eval()
+
+
+@pytest.mark.parametrize('mode', ['mixed', 'learnable', 'conditional'])
+def test_dual_query_cross_attention_connects_the_sets(mode):
+    """Perturb the last 4 queries (the learnable ones in mixed mode).
+    Self-attention between the two groups is blocked, so only dual-query
+    cross-attention can carry the change to the first 6 queries."""
+    layer = _layer(with_dual=mode == 'mixed')
+    split = dict(mixed=(0, 6, 4), conditional=(0, 10, 0),
+                 learnable=(0, 0, 10))[mode]
+    C, B, N = layer.embed_dims, 1, 10
+    torch.manual_seed(1)
+    query, pos = torch.randn(B, N, C), torch.randn(B, N, C)
+    block = torch.zeros(N, N, dtype=torch.bool)
+    block[:6, 6:] = block[6:, :6] = True
+    shapes = torch.tensor([[4, 4], [2, 2], [1, 1]])
+    kw = dict(value=torch.randn(B, 21, C), query_split=split,
+              self_attn_mask=block, spatial_shapes=shapes,
+              level_start_index=torch.tensor([0, 16, 20]),
+              valid_ratios=torch.ones(B, 3, 2),
+              reference_points=torch.rand(B, N, 3, 4))
+    with torch.no_grad():
+        out = layer(query, pos, **kw)
+        q2 = query.clone()
+        q2[:, 6:] += torch.randn(B, 4, C)
+        out2 = layer(q2, pos, **kw)
+    moved = (out[:, :6] - out2[:, :6]).abs().max().item()
+    assert (moved > 1e-4) == (mode == 'mixed'), moved
+
+
+@pytest.mark.parametrize('mode', ['learnable', 'conditional'])
+def test_single_type_modes_build_no_dual_block(mode):
+    model = build_model(mode)
+    assert not any(hasattr(l, 'c2l_attn') for l in model.decoder.layers)
+    assert all(l.c2l_attn is not None
+               for l in build_model('mixed').decoder.layers)
+
+
+def test_mixed_model_routes_dual_attention_between_query_sets():
+    """In the whole model: learnable queries reach the conditional queries'
+    outputs in mixed mode through the dual block (its modules get gradients)."""
+    model = build_model('mixed').train()
+    data = preprocess(model, batch(), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    layer = model.decoder.layers[0]
+    assert layer.c2l_attn.attn.in_proj_weight.grad.abs().sum() > 0
+    assert layer.l2c_attn.attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_joint_matching_across_query_types():
+    """One GT is best matched by a learnable query, the other by a conditional
+    query: the assigner, run over all queries jointly, picks both."""
+    from mmengine.structures import InstanceData
+    model = build_model('mixed')
+    head = model.bbox_head
+    n_c, n_l, T = 20, 10, 3
+    N = n_c + n_l
+    cls = torch.full((N, T), -5.0)
+    boxes = torch.full((N, 4), 0.5)
+    boxes[:, 2:] = 0.05
+    masks = torch.full((N, 8, 8), -5.0)
+    gt_boxes = torch.tensor([[0., 0., 32., 32.], [32., 32., 64., 64.]])
+    gt_masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    gt_masks[0, :4, :4] = True
+    gt_masks[1, 4:, 4:] = True
+    # query 25 (learnable) fits GT 0, query 3 (conditional) fits GT 1
+    for q, g, lab in ((25, 0, 2), (3, 1, 0)):
+        cls[q, lab] = 5.0
+        boxes[q] = torch.tensor([0.25, 0.25, 0.5, 0.5]) if g == 0 else \
+            torch.tensor([0.75, 0.75, 0.5, 0.5])
+        masks[q][gt_masks[g]] = 5.0
+    gt = InstanceData(labels=torch.tensor([2, 0]), bboxes=gt_boxes,
+                      masks=gt_masks)
+    meta = dict(img_shape=(64, 64), num_texts=T)
+    pos, pos_gt = head._get_targets_single(cls, boxes, masks, gt, meta)
+    assigned = dict(zip(pos_gt.tolist(), pos.tolist()))
+    assert assigned == {0: 25, 1: 3}
+    assert assigned[0] >= n_c > assigned[1]  # one learnable, one conditional
+
+
+def test_gradients_reach_every_part():
+    model = build_model('mixed').train()
+    data = preprocess(model, batch(), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    for k in ('loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask', 'loss_dice',
+              'd0.loss_cls', 'enc_loss_cls', 'dn_loss_bbox', 'd1.dn_loss_mask'):
+        assert k in losses, k
+        assert torch.isfinite(losses[k]), k
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+
+    def grad(params):
+        return sum(p.grad.abs().sum().item() for p in params
+                   if p.grad is not None)
+
+    assert grad(model.backbone.parameters()) > 0
+    assert grad(model.encoder.parameters()) > 0
+    assert grad(model.learnable_query.parameters()) > 0
+    assert grad(model.learnable_reference.parameters()) > 0
+    # conditional queries come from the encoder proposals
+    assert grad(model.memory_trans_fc.parameters()) > 0
+    assert grad(model.text_proj.parameters()) > 0
+    assert grad(model.text_encoder.parameters()) > 0  # tiny one is not frozen
+
+
+@pytest.mark.parametrize('mode', ['mixed', 'learnable', 'conditional'])
+def test_loss_falls_overfitting_one_image(mode):
+    model = build_model(mode).train()
+    data = batch(num_images=1, extra_texts=(2, ))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    totals = []
+    for _ in range(30):
+        d = preprocess(model, data, True)
+        losses = model.loss(d['inputs'], d['data_samples'])
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        totals.append(loss.item())
+    first, last = sum(totals[:5]) / 5, sum(totals[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+
+
+@pytest.mark.parametrize('dn', [True, False])
+def test_denoising_on_and_off_train_and_never_predict(dn):
+    model = build_model('mixed', dn=dn).train()
+    data = preprocess(model, batch(), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert any(k.startswith('dn_') for k in losses) == dn
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    model.eval()
+    data = preprocess(model, batch(), False)
+    with torch.no_grad():
+        cls, _, _ = model._forward(data['inputs'], data['data_samples'])
+    assert cls.shape[2] == model.num_queries  # no denoising queries at test
+
+
+@pytest.mark.parametrize('case', ['no_objects', 'one_text', 'many_texts',
+                                  'all_negative', 'no_masks'])
+def test_trains_on_edge_cases(case):
+    kwargs = dict(num_images=2)
+    if case == 'no_objects':
+        kwargs.update(empty=(True, True))
+    elif case == 'one_text':
+        kwargs.update(extra_texts=(0, ), with_stuff=False)
+    elif case == 'many_texts':
+        kwargs.update(extra_texts=(300, ))
+    elif case == 'all_negative':
+        kwargs.update(empty=(True, False))
+    elif case == 'no_masks':
+        kwargs.update(with_mask=False)
+    from mqformer.testing import ShapesWorld, make_batch
+    world = ShapesWorld(seed=3, max_objects=1)
+    if case == 'many_texts':
+        world = ShapesWorld(seed=3, colors=[f'c{i}' for i in range(60)][:6])
+    data = make_batch(world, **kwargs)
+    if case == 'many_texts':
+        for s in data['data_samples']:
+            s.set_metainfo(dict(texts=list(s.texts) +
+                                [f'thing number {i}' for i in range(300)]))
+        assert len(data['data_samples'][0].texts) > 300
+    if case == 'one_text':
+        for s in data['data_samples']:
+            keep = s.gt_instances.labels == 0
+            s.gt_instances = s.gt_instances[keep]
+            s.set_metainfo(dict(texts=list(s.texts)[:1]))
+        assert len(data['data_samples'][0].texts) == 1
+    model = build_model('mixed').train()
+    d = preprocess(model, data, True)
+    losses = model.loss(d['inputs'], d['data_samples'])
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    if case == 'no_masks':
+        assert losses['loss_mask'].item() == 0
+    assert model.bbox_head.cls_embed.weight.grad is not None
