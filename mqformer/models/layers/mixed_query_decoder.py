@@ -146,9 +146,13 @@ class MixedQueryDecoder(DinoTransformerDecoder):
     per coordinate), and ``query_split`` reaches every layer.
     """
 
-    def __init__(self, *args, query_mode: str = 'mixed', **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 query_mode: str = 'mixed',
+                 post_norm_cfg: OptConfigType = None,
+                 **kwargs) -> None:
         self.query_mode = check_query_mode(query_mode)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, post_norm_cfg=post_norm_cfg, **kwargs)
 
     def _init_layers(self) -> None:
         layer_cfg = dict(self.layer_cfg)
