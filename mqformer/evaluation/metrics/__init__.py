@@ -1,1 +1,3 @@
-__all__ = []
+from .foreground_metric import ForegroundMetric
+
+__all__ = ['ForegroundMetric']

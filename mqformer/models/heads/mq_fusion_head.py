@@ -35,7 +35,7 @@ class MQFusionHead(BaseModule):
     metadata); texts without it are things. Other keys: ``max_per_img``
     (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
-    ``mask_thr`` (0.5).
+    ``mask_thr`` (0.5), ``text_chunk`` (128 texts per semantic scoring step).
     """
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
@@ -106,8 +106,8 @@ class MQFusionHead(BaseModule):
         boxes = bbox_cxcywh_to_xyxy(bbox_pred) * bbox_pred.new_tensor(
             [img_w, img_h, img_w, img_h])
         if rescale:
-            boxes = scale_boxes(boxes,
-                                [1 / s for s in img_meta['scale_factor']])
+            sf = img_meta.get('scale_factor', (1., 1.))
+            boxes = scale_boxes(boxes, [1 / s for s in sf])
             h, w = img_meta['ori_shape'][:2]
             boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
@@ -133,9 +133,27 @@ class MQFusionHead(BaseModule):
         return res
 
     def semantic(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
-        """Per-pixel text index: argmax_t sum_n p(t|n) m_n(x)."""
-        seg = torch.einsum('nt,nhw->thw', probs, mask_probs)
-        return PixelData(sem_seg=seg.argmax(0)[None], seg_logits=seg)
+        """Per-pixel text index: argmax_t sum_n p(t|n) m_n(x).
+
+        Texts are scored ``text_chunk`` at a time (default 128) with a running
+        maximum, so a large vocabulary (LVIS 1,203, PC-459) never builds the
+        (T, H, W) score volume; the result equals the unchunked argmax (ties
+        go to the lower text index in both).
+        """
+        chunk = self.test_cfg.get('text_chunk', 128)
+        best = best_idx = None
+        for start in range(0, probs.size(1), chunk):
+            seg = torch.einsum('nt,nhw->thw', probs[:, start:start + chunk],
+                               mask_probs)
+            val, idx = seg.max(0)
+            idx = idx + start
+            if best is None:
+                best, best_idx = val, idx
+            else:
+                better = val > best
+                best = torch.where(better, val, best)
+                best_idx = torch.where(better, idx, best_idx)
+        return PixelData(sem_seg=best_idx[None])
 
     def panoptic(self, probs: Tensor, mask_probs: Tensor,
                  is_thing: Sequence[bool]) -> PixelData:

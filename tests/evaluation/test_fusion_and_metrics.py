@@ -1,0 +1,241 @@
+"""Every task's output from one set of query predictions, scored with the
+benchmarks' metrics: perfect predictions score perfectly, imperfect ones get
+their hand-computed values."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import PixelData
+
+THINGS = [f'{c} {s}' for c in ('red', 'green', 'blue', 'yellow', 'purple',
+                               'orange') for s in ('circle', 'square', 'triangle')]
+STUFF = ['sky', 'grass', 'water', 'road']
+
+
+def fusion(**cfg):
+    import mqformer  # noqa: F401
+    from mmdet.registry import MODELS
+    return MODELS.build(dict(type='MQFusionHead', test_cfg=cfg))
+
+
+@pytest.fixture(scope='module')
+def val_samples(shapes_root):
+    """The panoptic val fixture through the test pipeline (no resize)."""
+    import mqformer  # noqa: F401
+    from mmdet.datasets import CocoPanopticDataset
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    ds = CocoPanopticDataset(
+        data_root=shapes_root,
+        ann_file='annotations/panoptic_val.json',
+        data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
+        metainfo=dict(classes=THINGS + STUFF, thing_classes=THINGS,
+                      stuff_classes=STUFF),
+        test_mode=True, return_classes=True,
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadPanopticSegments'),
+                  dict(type='ClassNamesToTexts', shuffle=False,
+                       task='panoptic'),
+                  dict(type='PackMQInputs')])
+    samples = []
+    for i in range(len(ds)):
+        s = ds[i]['data_samples']
+        s.set_metainfo(dict(batch_input_shape=s.img_shape))
+        samples.append(s)
+    return ds, samples
+
+
+def perfect_predictions(sample, n_pad=5):
+    """One-hot logits, GT masks and boxes for every GT segment, plus
+    ``n_pad`` empty low-score queries. Returns (N, T), (N, 4), (N, H, W)."""
+    gt = sample.gt_instances
+    T = len(sample.texts)
+    h, w = sample.img_shape
+    n = len(gt)
+    cls = torch.full((n + n_pad, T), -20.0)
+    cls[torch.arange(n), gt.labels] = 20.0
+    masks = torch.full((n + n_pad, h, w), -20.0)
+    masks[:n][torch.from_numpy(gt.masks.masks.astype(bool))] = 20.0
+    b = gt.bboxes.tensor if hasattr(gt.bboxes, 'tensor') else gt.bboxes
+    boxes = torch.zeros(n + n_pad, 4)
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+    xyxy = b / scale
+    boxes[:n] = torch.cat([(xyxy[:, :2] + xyxy[:, 2:]) / 2,
+                           xyxy[:, 2:] - xyxy[:, :2]], 1)
+    boxes[n:] = torch.tensor([0.5, 0.5, 0.1, 0.1])
+    return cls, boxes, masks
+
+
+def run_head(head, sample, preds):
+    out = head.predict(*preds, sample.metainfo, rescale=True)
+    res = copy.deepcopy(sample)
+    for k, v in out.items():
+        setattr(res, k, v)
+    return res
+
+
+def test_perfect_panoptic_is_pq_100(val_samples, shapes_root):
+    from mmdet.evaluation import CocoPanopticMetric
+    ds, samples = val_samples
+    head = fusion(panoptic_on=True, instance_on=False)
+    metric = CocoPanopticMetric(
+        ann_file=osp.join(shapes_root, 'annotations/panoptic_val.json'),
+        seg_prefix=osp.join(shapes_root, 'annotations/panoptic_val/'))
+    metric.dataset_meta = ds.metainfo
+    for s in samples:
+        res = run_head(head, s, perfect_predictions(s))
+        metric.process({}, [res.to_dict()])
+    out = metric.evaluate(len(samples))
+    assert out['coco_panoptic/PQ'] == pytest.approx(100.0)
+    assert out['coco_panoptic/PQ_th'] == pytest.approx(100.0)
+    assert out['coco_panoptic/PQ_st'] == pytest.approx(100.0)
+
+
+def test_perfect_instances_are_ap_100(val_samples, shapes_root):
+    from mmdet.datasets import CocoDataset
+    from mmdet.evaluation import CocoMetric
+    ds, samples = val_samples
+    head = fusion(instance_on=True)
+    metric = CocoMetric(
+        ann_file=osp.join(shapes_root, 'annotations/instances_val.json'),
+        metric=['bbox', 'segm'])
+    metric.dataset_meta = dict(classes=THINGS)
+    for s in samples:
+        # instance evaluation keeps the thing texts only
+        keep = [i for i, t in enumerate(s.texts) if t in THINGS]
+        cls, boxes, masks = perfect_predictions(s)
+        is_thing = torch.tensor([s.texts[l] in THINGS
+                                 for l in s.gt_instances.labels.tolist()]
+                                + [True] * 5)
+        cls = cls[is_thing][:, keep]
+        t = copy.deepcopy(s)
+        t.set_metainfo(dict(texts=[s.texts[i] for i in keep]))
+        res = run_head(head, t, (cls, boxes[is_thing], masks[is_thing]))
+        d = res.to_dict()
+        metric.process({}, [d])
+    out = metric.evaluate(len(samples))
+    assert out['coco/segm_mAP'] == pytest.approx(1.0)
+    assert out['coco/bbox_mAP'] == pytest.approx(1.0)
+
+
+def _sem_gt(sample):
+    gt = sample.gt_instances
+    h, w = sample.ori_shape
+    sem = torch.full((h, w), 255, dtype=torch.long)
+    for m, l in zip(gt.masks.masks, gt.labels.tolist()):
+        sem[torch.from_numpy(m.astype(bool))] = l
+    return sem
+
+
+def test_perfect_semantic_is_miou_100_and_chunking_changes_nothing(
+        val_samples):
+    from mmdet.evaluation import SemSegMetric
+    ds, samples = val_samples
+    metric = SemSegMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=THINGS + STUFF)
+    for s in samples:
+        preds = perfect_predictions(s)
+        full = run_head(fusion(semantic_on=True, instance_on=False,
+                               text_chunk=10_000), s, preds)
+        chunked = run_head(fusion(semantic_on=True, instance_on=False,
+                                  text_chunk=3), s, preds)
+        assert torch.equal(full.pred_sem_seg.sem_seg,
+                           chunked.pred_sem_seg.sem_seg)
+        full.gt_sem_seg = PixelData(sem_seg=_sem_gt(s)[None])
+        metric.process({}, [full.to_dict()])
+    out = metric.evaluate(len(samples))
+    assert out['mIoU'] == pytest.approx(100.0)
+
+
+def test_chunked_semantic_equals_unchunked_on_a_large_random_vocabulary():
+    torch.manual_seed(0)
+    probs, masks = torch.rand(30, 1203), torch.rand(30, 24, 20)
+    a = fusion(text_chunk=100).semantic(probs, masks).sem_seg
+    b = fusion(text_chunk=5000).semantic(probs, masks).sem_seg
+    ref = torch.einsum('nt,nhw->thw', probs, masks).argmax(0)
+    assert torch.equal(a[0], ref) and torch.equal(b[0], ref)
+
+
+def test_referring_perfect_ciou_100_and_half_mask_ciou_50(val_samples):
+    from mmdet.evaluation import RefSegMetric
+    ds, samples = val_samples
+    s = samples[0]
+    cls, boxes, masks = perfect_predictions(s)
+    gt = s.gt_instances
+    # one expression per GT segment, in GT order
+    texts = [f'the {s.texts[l]} number {i}' for i, l in
+             enumerate(gt.labels.tolist())]
+    n = len(gt)
+    ref_cls = torch.full((cls.size(0), n), -20.0)
+    ref_cls[torch.arange(n), torch.arange(n)] = 20.0
+    t = copy.deepcopy(s)
+    t.set_metainfo(dict(texts=texts, task='referring',
+                        gt_masks=gt.masks))
+    metric = RefSegMetric(metric=['cIoU', 'mIoU'])
+    res = run_head(fusion(), t, (ref_cls, boxes, masks))
+    assert len(res.pred_instances) == n
+    metric.process({}, [res.to_dict()])
+    out = metric.evaluate(1)
+    assert out['cIoU'] == pytest.approx(100.0)
+    # imperfect: query 0 predicts only the top half (by rows) of GT 0
+    m0 = torch.from_numpy(gt.masks.masks[0].astype(bool))
+    rows = torch.nonzero(m0.any(1)).flatten()
+    cut = rows[len(rows) // 2]
+    half = masks.clone()
+    half[0, cut:] = -20.0
+    kept = m0[:cut].sum().item()
+    metric = RefSegMetric(metric=['cIoU'])
+    res = run_head(fusion(), t, (ref_cls, boxes, half))
+    metric.process({}, [res.to_dict()])
+    total = sum(m.sum() for m in gt.masks.masks)
+    expected = 100.0 * (total - (m0.sum().item() - kept)) / total
+    assert metric.evaluate(1)['cIoU'] == pytest.approx(expected, rel=1e-4)
+
+
+def test_foreground_perfect_mse_0_and_flat_half_map(val_samples):
+    import mqformer  # noqa: F401
+    from mmdet.registry import METRICS
+    ds, samples = val_samples
+    s = samples[1]
+    cls, boxes, masks = perfect_predictions(s)
+    gt = s.gt_instances
+    is_fg = torch.tensor([s.texts[l] in THINGS for l in gt.labels.tolist()])
+    fg_masks = gt.masks.masks[is_fg.numpy()]
+    t = copy.deepcopy(s)
+    t.set_metainfo(dict(texts=['foreground'], task='foreground'))
+    fg_cls = torch.full((cls.size(0), 1), -20.0)
+    fg_cls[:len(gt)][is_fg] = 20.0
+    res = run_head(fusion(instance_on=False), t, (fg_cls, boxes, masks))
+    res.set_metainfo(dict(gt_masks=type(gt.masks)(fg_masks, *s.ori_shape)))
+    metric = METRICS.build(dict(type='ForegroundMetric'))
+    metric.process({}, [res.to_dict()])
+    out = metric.evaluate(1)
+    assert out['fg/mse'] == pytest.approx(0.0, abs=1e-6)
+    assert out['fg/iou'] == pytest.approx(1.0)
+    res.pred_fg = PixelData(sem_seg=torch.full((1, *s.ori_shape), 0.5))
+    metric = METRICS.build(dict(type='ForegroundMetric'))
+    metric.process({}, [res.to_dict()])
+    out = metric.evaluate(1)
+    assert out['fg/mse'] == pytest.approx(0.25)
+    assert out['fg/mae'] == pytest.approx(0.5)
+
+
+def test_panoptic_stuff_is_one_segment_things_get_separate_ids():
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    head = fusion(panoptic_on=True, instance_on=False, pano_temp=0)
+    h, w = 8, 8
+    masks = torch.full((4, h, w), -20.0)
+    masks[0, :, :2] = masks[1, :, 6:] = 20.0   # two stuff regions, text 0
+    masks[2, :4, 3:5] = masks[3, 4:, 3:5] = 20.0  # two things, text 1
+    cls = torch.full((4, 2), -20.0)
+    cls[:2, 0] = cls[2:, 1] = 20.0
+    pan = head.panoptic(cls.sigmoid(), masks.sigmoid(), [False, True])
+    ids = pan.sem_seg[0].unique().tolist()
+    stuff_ids = [i for i in ids if i % INSTANCE_OFFSET == 0 and i < 2]
+    thing_ids = [i for i in ids if i % INSTANCE_OFFSET == 1]
+    assert stuff_ids == [0]   # one stuff segment spanning both regions
+    assert (pan.sem_seg[0] == 0).sum() == 32  # both 8x2 regions
+    assert len(thing_ids) == 2
+    assert 2 in ids  # void (T) where nothing was predicted
