@@ -1,1 +1,2 @@
+from .foreground import ForegroundDataset
 from .transforms import *  # noqa: F401,F403

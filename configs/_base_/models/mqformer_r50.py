@@ -15,7 +15,8 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
         pad_size_divisor=32,
-        pad_mask=True),
+        # MQHead pads masks itself; detection-only samples have none
+        pad_mask=False),
     backbone=dict(
         type='ResNet',
         depth=50,

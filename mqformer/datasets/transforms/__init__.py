@@ -1,5 +1,7 @@
 from .loading import LoadPanopticSegments
+from .segments import LoadForegroundMask, PhrasesToTexts, SemanticToInstances
 from .text_labels import MQ_META_KEYS, ClassNamesToTexts, PackMQInputs
 
 __all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS',
-           'LoadPanopticSegments']
+           'LoadPanopticSegments', 'SemanticToInstances', 'LoadForegroundMask',
+           'PhrasesToTexts']
