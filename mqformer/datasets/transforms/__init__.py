@@ -1,7 +1,8 @@
 from .loading import LoadPanopticSegments
 from .segments import LoadForegroundMask, PhrasesToTexts, SemanticToInstances
-from .text_labels import MQ_META_KEYS, ClassNamesToTexts, PackMQInputs
+from .text_labels import (MQ_META_KEYS, ClassNamesToTexts, PackMQInputs,
+                          SampleCaptions)
 
 __all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS',
            'LoadPanopticSegments', 'SemanticToInstances', 'LoadForegroundMask',
-           'PhrasesToTexts']
+           'PhrasesToTexts', 'SampleCaptions']

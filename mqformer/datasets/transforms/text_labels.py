@@ -88,3 +88,37 @@ class PackMQInputs(PackDetInputs):
         results.setdefault('task', 'instance')
         results.setdefault('with_mask', 'gt_masks' in results)
         return super().transform(results)
+
+
+@TRANSFORMS.register_module()
+class SampleCaptions(BaseTransform):
+    """Draw one of each instance's synthetic captions per iteration and use
+    the captions as phrase texts (a referring-style sample).
+
+    Place right after ``LoadAnnotations`` (instances still aligned with
+    ``results['instances']``). Instances without captions keep their class
+    name. The draw uses numpy's global RNG, which mmengine seeds per worker,
+    so runs are reproducible with a fixed seed.
+
+    Args:
+        task (str): the task tag. Defaults to ``'referring'``.
+    """
+
+    def __init__(self, task: str = 'referring') -> None:
+        self.task = task
+
+    def transform(self, results: dict) -> dict:
+        names = list(results.get('text', ()))
+        instances = [i for i in results.get('instances', [])
+                     if not i.get('ignore_flag', 0)]
+        labels = results.get('gt_bboxes_labels', [])
+        if len(instances) != len(labels):
+            raise ValueError(f'{results.get("img_path")}: SampleCaptions must '
+                             'follow LoadAnnotations directly')
+        phrases = []
+        for inst, label in zip(instances, labels):
+            caps = inst.get('captions') or [names[int(label)]]
+            phrases.append(caps[np.random.randint(len(caps))])
+        results['text'] = phrases
+        results.pop('phrases', None)
+        return results
