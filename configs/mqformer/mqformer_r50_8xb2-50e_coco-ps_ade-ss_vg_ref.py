@@ -1,0 +1,19 @@
+# Table 2, row "COCO-PS + ADE-SS + VG + refer": four datasets of four tasks
+# (panoptic, semantic, grounding boxes, referring) in one training mix.
+_base_ = [
+    './mqformer_r50_8xb2-50e_coco-ps.py',
+    '../_base_/datasets/ade20k_semantic.py', '../_base_/datasets/vg_odvg.py',
+    '../_base_/datasets/refcoco.py', '../_base_/datasets/refcoco+.py',
+    '../_base_/datasets/refcocog.py'
+]
+# RefCocoDataset has no width/height, so a plain (not aspect-ratio) sampler
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    batch_sampler=None,
+    dataset=dict(
+        _delete_=True,
+        type='ConcatDataset',
+        datasets=[{{_base_.coco_panoptic_train}},
+                  {{_base_.ade_semantic_train}}, {{_base_.vg_train}},
+                  {{_base_.refcoco_train}}, {{_base_.refcoco_plus_train}},
+                  {{_base_.refcocog_train}}]))
