@@ -101,14 +101,18 @@ class PhrasesToTexts(BaseTransform):
         task (str): ``'referring'`` or ``'grounding'``.
         shuffle (bool): shuffle the texts. Defaults to True.
         max_texts (int, optional): cap on texts per image; instances of the
-            phrases left out are dropped (logged in ``dropped_phrases``).
+            phrases left out are dropped (listed in ``dropped_phrases``).
+        unique (bool): merge identical phrases into one text (training).
+            ``False`` keeps one text per expression in order (evaluation:
+            referring output i answers expression i).
     """
 
     def __init__(self, task: str = 'referring', shuffle: bool = True,
-                 max_texts: Optional[int] = None) -> None:
+                 max_texts: Optional[int] = None, unique: bool = True) -> None:
         self.task = task
         self.shuffle = shuffle
         self.max_texts = max_texts
+        self.unique = unique
 
     def instance_phrases(self, results: dict) -> list:
         n = len(results.get('gt_masks', results.get('gt_bboxes', [])))
@@ -123,6 +127,10 @@ class PhrasesToTexts(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         phrases = [p.strip() for p in self.instance_phrases(results)]
+        if not self.unique:  # evaluation: text i is expression i, in order
+            results['texts'] = phrases
+            results['gt_bboxes_labels'] = np.arange(len(phrases))
+            return self._finish(results)
         texts = list(dict.fromkeys(phrases))
         if self.shuffle:
             texts = [texts[i] for i in np.random.permutation(len(texts))]
@@ -139,14 +147,17 @@ class PhrasesToTexts(BaseTransform):
             if key in results:
                 results[key] = results[key][keep] if len(keep) else \
                     results[key]
+        results['gt_bboxes_labels'] = labels
+        results['texts'] = texts
+        return self._finish(results)
+
+    def _finish(self, results: dict) -> dict:
         if 'gt_bboxes' not in results and 'gt_masks' in results:
             m = results['gt_masks'].masks.astype(bool)
             results['gt_bboxes'] = HorizontalBoxes(masks_to_boxes(m),
                                                    dtype=torch.float32)
             results['gt_ignore_flags'] = np.zeros(len(m), bool)
-        results['gt_bboxes_labels'] = labels
-        results['texts'] = texts
-        results['text_is_thing'] = [True] * len(texts)
+        results['text_is_thing'] = [True] * len(results['texts'])
         results['text_type'] = 'phrase'
         results['task'] = self.task
         results['with_mask'] = 'gt_masks' in results
