@@ -8,6 +8,6 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import datasets, evaluation, models  # noqa: E402,F401
+from . import datasets, evaluation, models, visualization  # noqa: E402,F401
 
 __all__ = ['__version__']

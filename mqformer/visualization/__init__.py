@@ -1,0 +1,3 @@
+from .mq_visualizer import MQLocalVisualizer
+
+__all__ = ['MQLocalVisualizer']
