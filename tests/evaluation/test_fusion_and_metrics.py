@@ -239,3 +239,70 @@ def test_panoptic_stuff_is_one_segment_things_get_separate_ids():
     assert (pan.sem_seg[0] == 0).sum() == 32  # both 8x2 regions
     assert len(thing_ids) == 2
     assert 2 in ids  # void (T) where nothing was predicted
+
+
+def imperfect(sample):
+    """Perfect predictions with the last GT segment missing and the first
+    mask shrunk by two rows."""
+    cls, boxes, masks = perfect_predictions(sample)
+    n = len(sample.gt_instances)
+    cls[n - 1] = -20.0
+    rows = torch.nonzero((masks[0] > 0).any(1)).flatten()
+    masks[0, rows[:2]] = -20.0
+    return cls, boxes, masks
+
+
+def test_panoptic_metric_agrees_with_panopticapi_on_dumped_predictions(
+        val_samples, shapes_root, tmp_path):
+    from mmdet.evaluation import CocoPanopticMetric
+    from panopticapi.evaluation import pq_compute
+    ds, samples = val_samples
+    head = fusion(panoptic_on=True, instance_on=False)
+    ann = osp.join(shapes_root, 'annotations/panoptic_val.json')
+    gt_dir = osp.join(shapes_root, 'annotations/panoptic_val/')
+    prefix = str(tmp_path / 'dump')
+    metric = CocoPanopticMetric(ann_file=ann, seg_prefix=gt_dir,
+                                outfile_prefix=prefix)
+    metric.dataset_meta = ds.metainfo
+    for s in samples:
+        metric.process({}, [run_head(head, s, imperfect(s)).to_dict()])
+    ours = metric.evaluate(len(samples))
+    assert 0 < ours['coco_panoptic/PQ'] < 100
+    direct = pq_compute(ann, prefix + '.panoptic.json', gt_dir,
+                        prefix + '.panoptic')
+    assert ours['coco_panoptic/PQ'] == pytest.approx(
+        100 * direct['All']['pq'], abs=1e-3)
+    assert ours['coco_panoptic/PQ_st'] == pytest.approx(
+        100 * direct['Stuff']['pq'], abs=1e-3)
+
+
+def test_coco_metric_agrees_with_pycocotools_on_dumped_predictions(
+        val_samples, shapes_root, tmp_path):
+    from mmdet.evaluation import CocoMetric
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    ds, samples = val_samples
+    ann = osp.join(shapes_root, 'annotations/instances_val.json')
+    prefix = str(tmp_path / 'inst')
+    metric = CocoMetric(ann_file=ann, metric=['segm'], outfile_prefix=prefix)
+    metric.dataset_meta = dict(classes=THINGS)
+    head = fusion(instance_on=True)
+    for s in samples:
+        keep = [i for i, t in enumerate(s.texts) if t in THINGS]
+        cls, boxes, masks = imperfect(s)
+        is_thing = torch.tensor([s.texts[l] in THINGS
+                                 for l in s.gt_instances.labels.tolist()]
+                                + [True] * 5)
+        t = copy.deepcopy(s)
+        t.set_metainfo(dict(texts=[s.texts[i] for i in keep]))
+        res = run_head(head, t, (cls[is_thing][:, keep], boxes[is_thing],
+                                 masks[is_thing]))
+        metric.process({}, [res.to_dict()])
+    ours = metric.evaluate(len(samples))['coco/segm_mAP']
+    gt = COCO(ann)
+    ev = COCOeval(gt, gt.loadRes(prefix + '.segm.json'), 'segm')
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert 0 < ours < 1
+    assert ours == pytest.approx(ev.stats[0], abs=1e-3)
