@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mqformer-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test env clean-env
+.PHONY: demo demo-baseline test env clean-env
 
 $(STAMP): setup.py tools/install.sh requirements/*.txt
 	bash tools/install.sh $(VENV)
@@ -14,6 +14,10 @@ env: $(STAMP)
 
 demo: env
 	$(PY) tools/demo.py --work-dir work_dirs/demo
+
+# the reference row: mmdet's Mask2Former on the same data for the same time
+demo-baseline: env
+	$(PY) tools/demo.py --work-dir work_dirs/demo --baseline-only
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)

