@@ -8,7 +8,8 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import (datasets, engine, evaluation, models,  # noqa: E402,F401
+from . import (apis, datasets, engine, evaluation,  # noqa: E402,F401
+               models,
                visualization)
 
 __all__ = ['__version__']

@@ -38,6 +38,14 @@ class MQLocalVisualizer(DetLocalVisualizer):
             fg = np.clip(fg, 0, 1)[..., None]
             red = np.array([255, 0, 0], np.float32)
             image = (image * (1 - 0.6 * fg) + red * 0.6 * fg).astype(np.uint8)
+        if data_sample is not None and 'pred_panoptic_seg' in data_sample:
+            from mmdet.evaluation.functional import INSTANCE_OFFSET
+            pan = data_sample.pred_panoptic_seg.sem_seg
+            if bool(((pan % INSTANCE_OFFSET) >= len(
+                    self.dataset_meta.get('classes', ()))).all()):
+                # nothing but void: mmdet's drawer cannot stack zero segments
+                data_sample = data_sample.clone()
+                del data_sample.pred_panoptic_seg
         try:
             super().add_datasample(name, image, data_sample, draw_gt=draw_gt,
                                    draw_pred=draw_pred, **kwargs)

@@ -1,0 +1,179 @@
+"""MQFormerInferencer: images + texts -> every task's results, overlays, JSON."""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.dataset import Compose
+from pycocotools import mask as mask_utils
+
+TASKS = ('panoptic', 'instance', 'semantic', 'referring', 'foreground',
+         'detection')
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """(H, W) bool -> COCO RLE with a str ``counts``."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode()
+    return rle
+
+
+def read_image(path: str) -> np.ndarray:
+    """Any JPEG/PNG (grayscale and RGBA included) -> (H, W, 3) uint8 BGR, or
+    a ``ValueError`` naming the file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    img = mmcv.imread(path, flag='color')  # gray -> 3 channels, drops alpha
+    if img is None:
+        raise ValueError(f'cannot decode image {path} (not a readable '
+                         'JPEG/PNG)')
+    return img
+
+
+class MQFormerInferencer:
+    """Run an MQ-Former checkpoint on images with user texts, for any task.
+
+    Args:
+        config (str | Config): model config (its test pipeline's ``Resize``
+            scale is used).
+        weights (str, optional): checkpoint; ``None`` keeps random weights.
+        device (str): ``'cpu'`` or ``'cuda:0'``...
+        score_thr (float): minimum score of drawn and saved instances.
+
+    Example::
+
+        inferencer = MQFormerInferencer('configs/...py', 'iter_600.pth')
+        results = inferencer('img.jpg', texts=['sky', 'red circle'],
+                             task='panoptic', stuff_texts=['sky'],
+                             out_dir='outputs')
+    """
+
+    def __init__(self, config, weights: Optional[str] = None,
+                 device: str = 'cpu', score_thr: float = 0.3) -> None:
+        import mqformer  # noqa: F401
+        from mmdet.apis import init_detector
+        from mmdet.registry import VISUALIZERS
+        self.model = init_detector(config, weights, device=device)
+        self.cfg = self.model.cfg
+        self.score_thr = score_thr
+        self.pipeline = Compose([
+            dict(type='Resize', scale=self._test_scale(), keep_ratio=True),
+            dict(type='PackMQInputs')
+        ])
+        self.visualizer = VISUALIZERS.build(
+            dict(type='MQLocalVisualizer',
+                 name=f'mqformer_inferencer_{id(self)}'))
+
+    def _test_scale(self):
+        for t in self.cfg.get('test_dataloader', {}).get('dataset', {}).get(
+                'pipeline', []):
+            if t.get('type') == 'Resize':
+                return tuple(t['scale'])
+        return (1333, 800)
+
+    def _switches(self, task: str) -> dict:
+        if task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        return {f'{t}_on': t == task for t in TASKS}
+
+    @torch.no_grad()
+    def predict(self, img: Union[str, np.ndarray], texts: Sequence[str],
+                task: str = 'panoptic',
+                stuff_texts: Sequence[str] = ()) -> 'DetDataSample':  # noqa
+        """One image (path or BGR array) -> a data sample with predictions."""
+        if not texts:
+            raise ValueError('give at least one text')
+        path = img if isinstance(img, str) else None
+        img = read_image(img) if path else img
+        results = dict(
+            img=img, img_path=path or '', img_shape=img.shape[:2],
+            ori_shape=img.shape[:2], texts=list(texts),
+            text_type='phrase' if task == 'referring' else 'class',
+            task=task,
+            text_is_thing=[t not in set(stuff_texts) for t in texts])
+        data = self.pipeline(results)
+        data = dict(inputs=[data['inputs']],
+                    data_samples=[data['data_samples']])
+        head = self.model.fusion_head
+        saved = dict(head.test_cfg)
+        head.test_cfg.update(self._switches(task))
+        try:
+            return self.model.test_step(data)[0]
+        finally:
+            head.test_cfg.clear()
+            head.test_cfg.update(saved)
+
+    def to_json(self, sample, task: str) -> dict:
+        """Predictions as plain JSON (RLE masks, xyxy boxes, scores, texts)."""
+        texts = list(sample.texts)
+        out = dict(image=sample.img_path, task=task, texts=texts,
+                   height=int(sample.ori_shape[0]),
+                   width=int(sample.ori_shape[1]))
+        if 'pred_instances' in sample:
+            inst = sample.pred_instances
+            keep = inst.scores >= (0 if task == 'referring' else
+                                   self.score_thr)
+            inst = inst[keep]
+            items = []
+            for i in range(len(inst)):
+                item = dict(text=texts[int(inst.labels[i])],
+                            label=int(inst.labels[i]),
+                            score=float(inst.scores[i]),
+                            bbox=[float(v) for v in inst.bboxes[i]])
+                if 'masks' in inst:
+                    item['mask'] = encode_mask(inst.masks[i].cpu().numpy())
+                items.append(item)
+            out['instances'] = items
+        if 'pred_panoptic_seg' in sample:
+            from mmdet.evaluation.functional import INSTANCE_OFFSET
+            pan = sample.pred_panoptic_seg.sem_seg[0].cpu().numpy()
+            segs = []
+            for sid in np.unique(pan):
+                label = int(sid % INSTANCE_OFFSET)
+                if label >= len(texts):
+                    continue  # void
+                m = pan == sid
+                segs.append(dict(id=int(sid), text=texts[label], label=label,
+                                 is_thing=bool(sid >= INSTANCE_OFFSET),
+                                 area=int(m.sum()), mask=encode_mask(m)))
+            out['panoptic'] = segs
+        if 'pred_sem_seg' in sample:
+            sem = sample.pred_sem_seg.sem_seg[0].cpu().numpy()
+            out['semantic'] = [
+                dict(text=texts[int(l)], label=int(l),
+                     area=int((sem == l).sum()), mask=encode_mask(sem == l))
+                for l in np.unique(sem)
+            ]
+        if 'pred_fg' in sample:
+            fg = sample.pred_fg.sem_seg[0].float().cpu().numpy()
+            out['foreground'] = dict(text=texts[0], mean=float(fg.mean()),
+                                     mask=encode_mask(fg > 0.5))
+        return out
+
+    def __call__(self, inputs: Union[str, np.ndarray, List],
+                 texts: Sequence[str], task: str = 'panoptic',
+                 stuff_texts: Sequence[str] = (),
+                 out_dir: Optional[str] = None) -> List[Dict]:
+        """Images (paths or arrays) -> JSON results; with ``out_dir`` also
+        ``<name>.jpg`` overlays and ``<name>.json`` files."""
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        results = []
+        for k, img in enumerate(inputs):
+            sample = self.predict(img, texts, task, stuff_texts)
+            res = self.to_json(sample, task)
+            results.append(res)
+            if out_dir:
+                os.makedirs(out_dir, exist_ok=True)
+                name = osp.splitext(osp.basename(img))[0] if isinstance(
+                    img, str) else f'image_{k:05d}'
+                bgr = read_image(img) if isinstance(img, str) else img
+                self.visualizer.add_datasample(
+                    name, mmcv.bgr2rgb(bgr), sample, draw_gt=False,
+                    pred_score_thr=self.score_thr,
+                    out_file=osp.join(out_dir, name + '.jpg'))
+                with open(osp.join(out_dir, name + '.json'), 'w') as f:
+                    json.dump(res, f)
+        return results
