@@ -80,7 +80,7 @@ def train(cfg, work_dir, minutes, max_iters):
     cfg.train_cfg.val_interval = 10**9
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
                                         interval=10**9, by_epoch=False,
-                                        save_last=True)
+                                        save_last=False)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
              end=50)
@@ -90,9 +90,11 @@ def train(cfg, work_dir, minutes, max_iters):
     t = time.time()
     runner.train()
     took = time.time() - t
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        ckpt = f.read().strip()
-    return runner, ckpt, runner.iter, took
+    # a run the time budget stopped early has no "last iteration" checkpoint
+    runner.save_checkpoint(work_dir, 'final.pth', save_optimizer=False,
+                           save_param_scheduler=False)
+    print(f'{cfg.model.type}: {runner.iter} iterations in {took:.0f} s')
+    return runner, osp.join(work_dir, 'final.pth'), runner.iter, took
 
 
 def evaluate(ckpt, work_dir, kind, pictures=None):
