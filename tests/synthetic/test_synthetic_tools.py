@@ -109,7 +109,9 @@ def test_masks_valid_inside_padded_boxes_and_trainable(tiny_models, det_set,
     # the data adapters load it and the model trains on it
     import mqformer  # noqa: F401
     from mmdet.registry import DATASETS, MODELS
+    from mmdet.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
+    register_all_modules()
     ds = DATASETS.build(dict(
         type='CocoTextDataset', data_root='', ann_file=out,
         data_prefix=dict(img=img_dir + '/'), return_classes=True,
@@ -191,6 +193,8 @@ def test_captions_top5_with_scores_shards_merge_and_train(tiny_models,
     # SampleCaptions draws one per object; the result is a referring sample
     import mqformer  # noqa: F401
     from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
     ds = DATASETS.build(dict(
         type='CocoTextDataset', data_root='', ann_file=whole,
         data_prefix=dict(img=img_dir + '/'), return_classes=True,
