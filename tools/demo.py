@@ -138,8 +138,9 @@ def table(rows):
     lines = ['| model | ' + ' | '.join(heads) + ' | train iters | train s |',
              '| --- ' * (len(heads) + 3) + '|']
     for r in rows:
-        vals = ['-' if r['cells'][h] is None else f'{r["cells"][h]:.1f}'
-                for h in heads]
+        vals = ['-' if r['cells'][h] is None else
+                f'{r["cells"][h]:.3f}' if h == 'fg MAE' else
+                f'{r["cells"][h]:.1f}' for h in heads]
         lines.append(f'| {r["model"]} | ' + ' | '.join(vals) +
                      f' | {r["iters"] or "-"} | '
                      f'{"-" if r["seconds"] is None else round(r["seconds"])} |')
