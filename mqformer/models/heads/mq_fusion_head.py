@@ -66,24 +66,36 @@ class MQFusionHead(BaseModule):
             ``pred_panoptic_seg``, ``pred_fg``) for the switched-on tasks.
         """
         on = self.switches(img_meta.get('task'))
-        masks = self.masks_to_image(mask_pred, img_meta, rescale)
         boxes = self.boxes_to_image(bbox_pred, img_meta, rescale)
         probs = cls_score.sigmoid()
-        mask_probs = masks.sigmoid()
+
+        def masks_of(idx: Tensor) -> Tensor:
+            """Mask probabilities at image size for the queries ``idx`` only:
+            upsampling all N masks dominates post-processing time."""
+            if len(idx) == 0:
+                size = img_meta['ori_shape'][:2] if rescale else \
+                    img_meta['img_shape']
+                return mask_pred.new_zeros((0, *size))
+            uniq, inverse = idx.unique(return_inverse=True)
+            full = self.masks_to_image(mask_pred[uniq], img_meta, rescale)
+            return full.sigmoid()[inverse]
+
         out = {}
         if on['referring']:
-            out['pred_instances'] = self.referring(probs, boxes, mask_probs)
+            out['pred_instances'] = self.referring(probs, boxes, masks_of)
         elif on['instance'] or on['detection']:
-            out['pred_instances'] = self.instances(probs, boxes, mask_probs,
+            out['pred_instances'] = self.instances(probs, boxes, masks_of,
                                                    with_masks=on['instance'])
+        everything = torch.arange(len(probs), device=probs.device)
         if on['semantic']:
-            out['pred_sem_seg'] = self.semantic(probs, mask_probs)
+            out['pred_sem_seg'] = self.semantic(probs, masks_of(everything))
         if on['panoptic']:
             is_thing = img_meta.get('text_is_thing') or [True] * probs.size(1)
-            out['pred_panoptic_seg'] = self.panoptic(probs, mask_probs,
-                                                     is_thing)
+            keep = self.panoptic_candidates(probs)
+            out['pred_panoptic_seg'] = self.panoptic(probs[keep],
+                                                     masks_of(keep), is_thing)
         if on['foreground']:
-            out['pred_fg'] = self.foreground(probs, mask_probs)
+            out['pred_fg'] = self.foreground(probs, masks_of(everything))
         return out
 
     def masks_to_image(self, mask_pred: Tensor, img_meta: dict,
@@ -113,16 +125,17 @@ class MQFusionHead(BaseModule):
             boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
         return boxes
 
-    def instances(self, probs: Tensor, boxes: Tensor, mask_probs: Tensor,
+    def instances(self, probs: Tensor, boxes: Tensor, masks_of,
                   with_masks: bool = True) -> InstanceData:
-        """Top-k over queries x texts; score = class prob x mask quality."""
+        """Top-k over queries x texts; score = class prob x mask quality.
+        ``masks_of(query_idx)`` gives (K, H, W) mask probabilities."""
         N, T = probs.shape
         k = min(self.test_cfg.get('max_per_img', 100), N * T)
         scores, idx = probs.flatten().topk(k)
         query, labels = idx // T, idx % T
         res = InstanceData(labels=labels, bboxes=boxes[query])
         if with_masks:
-            m = mask_probs[query]
+            m = masks_of(query)
             binary = m > self.test_cfg.get('mask_thr', 0.5)
             quality = (m * binary).flatten(1).sum(1) / \
                 binary.flatten(1).sum(1).clamp(min=1)
@@ -154,6 +167,15 @@ class MQFusionHead(BaseModule):
                 best = torch.where(better, val, best)
                 best_idx = torch.where(better, idx, best_idx)
         return PixelData(sem_seg=best_idx[None])
+
+    def panoptic_candidates(self, probs: Tensor) -> Tensor:
+        """Queries whose best text passes ``object_mask_thr`` (N', )."""
+        temp = self.test_cfg.get('pano_temp', 0.06)
+        cls = F.softmax(probs / temp, dim=-1) if temp else probs
+        labels = cls.argmax(-1)
+        scores = probs.gather(1, labels[:, None])[:, 0]
+        return torch.nonzero(
+            scores > self.test_cfg.get('object_mask_thr', 0.25)).flatten()
 
     def panoptic(self, probs: Tensor, mask_probs: Tensor,
                  is_thing: Sequence[bool]) -> PixelData:
@@ -188,14 +210,14 @@ class MQFusionHead(BaseModule):
         return PixelData(sem_seg=pan[None])
 
     def referring(self, probs: Tensor, boxes: Tensor,
-                  mask_probs: Tensor) -> InstanceData:
+                  masks_of) -> InstanceData:
         """One mask per text: the best-scoring query for each expression."""
         scores, query = probs.max(0)
         return InstanceData(
             labels=torch.arange(probs.size(1), device=probs.device),
             scores=scores,
             bboxes=boxes[query],
-            masks=mask_probs[query] > self.test_cfg.get('mask_thr', 0.5))
+            masks=masks_of(query) > self.test_cfg.get('mask_thr', 0.5))
 
     def foreground(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
         """Soft foreground map (1, H, W) in [0, 1] for text 0: the per-pixel
