@@ -13,6 +13,12 @@ train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',
+        # metainfo differs across the mixed datasets (and mmdet's check fails
+        # on keys the first dataset lacks); evaluation uses its own datasets
+        ignore_keys=[
+            'classes', 'thing_classes', 'stuff_classes', 'palette',
+            'label_map', 'reduce_zero_label'
+        ],
         datasets=[{{_base_.coco_panoptic_train}},
                   {{_base_.ade_semantic_train}}, {{_base_.vg_train}},
                   {{_base_.refcoco_train}}, {{_base_.refcoco_plus_train}},
