@@ -59,6 +59,9 @@ def test_templates_random_in_training_ensemble_at_test_phrases_untouched():
     other = enc.encode_texts(['a drawing of a dog.'], 'phrase')
     expected = torch.nn.functional.normalize(single + other, dim=-1)
     assert torch.allclose(ens, expected, atol=1e-5)
+    n = enc.num_encoded
+    assert torch.equal(enc.encode_texts(['dog'], 'class'), ens)
+    assert enc.num_encoded == n  # the ensemble is cached: no model call
     enc.train()
     seen = {tuple(enc.encode_texts(['dog'], 'class')[0, :3].tolist())
             for _ in range(12)}

@@ -205,10 +205,22 @@ class HFTextEncoder(BaseModule):
         if self.training:
             prompts = [random.choice(self.templates).format(t) for t in texts]
             return F.normalize(self._encode_cached(prompts), dim=-1)
-        prompts = [tpl.format(t) for t in texts for tpl in self.templates]
-        emb = F.normalize(self._encode_cached(prompts), dim=-1)
-        emb = emb.view(len(texts), len(self.templates), -1).mean(1)
-        return F.normalize(emb, dim=-1)
+        # test time: the template ensemble of a name is cached whole, so a
+        # fixed vocabulary costs one lookup per name per image, not T x K
+        key = '\x00ensemble:'
+        missing = [t for t in dict.fromkeys(texts)
+                   if not self.use_cache or key + t not in self._cache]
+        if missing:
+            prompts = [tpl.format(t) for t in missing for tpl in self.templates]
+            emb = F.normalize(self._encode_cached(prompts), dim=-1)
+            emb = F.normalize(
+                emb.view(len(missing), len(self.templates), -1).mean(1), dim=-1)
+            if not self.use_cache:
+                lookup = dict(zip(missing, emb))
+                return torch.stack([lookup[t] for t in texts])
+            for t, e in zip(missing, emb):
+                self._cache[key + t] = e
+        return torch.stack([self._cache[key + t] for t in texts])
 
     def forward(self,
                 batch_texts: Sequence[Sequence[str]],
