@@ -4,7 +4,7 @@ import os.path as osp
 import resource
 import statistics
 import time
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 import torch
 
@@ -80,6 +80,22 @@ def timeit(fn: Callable, runs: int = 5, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def timeit_interleaved(fns: Dict[str, Callable], runs: int = 5,
+                       warmup: int = 1) -> Dict[str, float]:
+    """Median seconds per function, calls taken round-robin (A B C A B C
+    ...) so that machine noise hits every function alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def peak_rss_mb() -> float:

@@ -1,9 +1,14 @@
 """Speed and memory of MQ-Former against mmdet's Mask2Former R50 (COCO
-panoptic config) and DINO R50 (4-scale), side by side in one run on the same
-inputs: random weights, CPU threads pinned, median of >= 5 runs after warm-up,
-each measurement in a fresh subprocess so its peak memory is its own.
+panoptic config) and DINO R50 (4-scale), side by side on the same inputs:
+random weights, CPU threads pinned, median of >= 5 runs after warm-up.
 
-    python benchmarks/speed_memory.py [--runs 5] [--threads 2] [--quick]
+Latency: every model of a table is built in ONE process and called
+round-robin (A B C A B C ...), so that the noise of a shared machine hits
+all of them alike and the ratios hold. Peak memory: one fresh subprocess per
+model (a process's peak RSS is only its own there).
+
+    python benchmarks/speed_memory.py [--runs 5] [--threads 2]
+        [--train-size 384] [--quick]
 
 Prints markdown tables (latency, peak RSS and ratios to Mask2Former; training
 step; text cost; scaling) to paste into benchmarks/README.md.
@@ -17,16 +22,18 @@ import sys
 import torch
 
 from common import (MINILM, REPO, build, coco_classes, make_data,
-                    mmdet_config, peak_rss_mb, timeit)
+                    mmdet_config, peak_rss_mb, timeit_interleaved)
 
 MQ_CFG = f'{REPO}/configs/mqformer/mqformer_r50_8xb2-50e_coco-instance.py'
+M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
+MQ_COND = 'MQ-Former R50 conditional 300'
 MODELS = {
-    'Mask2Former R50': (mmdet_config(
+    M2F: (mmdet_config(
         'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'), {}),
     'DINO R50 4-scale': (mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py'),
                          {}),
-    'MQ-Former R50 mixed 100+300': (MQ_CFG, dict(query_mode='mixed')),
-    'MQ-Former R50 conditional 300': (MQ_CFG, dict(query_mode='conditional')),
+    MQ: (MQ_CFG, dict(query_mode='mixed')),
+    MQ_COND: (MQ_CFG, dict(query_mode='conditional')),
     'MQ-Former R50 learnable 100': (MQ_CFG, dict(query_mode='learnable')),
 }
 
@@ -36,139 +43,192 @@ def lvis_classes():
     return list(LVISV1Dataset.METAINFO['classes'])
 
 
-def worker(args):
-    """One measurement; prints one JSON line."""
-    torch.set_num_threads(args.threads)
-    cfg, over = MODELS[args.model]
+def build_case(case: dict, training: bool):
+    """A case is ``dict(model, h, w[, vocab][, num_conditional])``;
+    returns the model and a preprocessed batch (1 image, 2 in training)."""
+    cfg, over = MODELS[case['model']]
     over = dict(over)
-    if 'MQ-Former' in args.model:
+    if 'MQ-Former' in case['model']:
         over['text_encoder'] = MINILM
-        if args.num_conditional:
-            over['num_conditional_queries'] = args.num_conditional
+        if case.get('num_conditional'):
+            over['num_conditional_queries'] = case['num_conditional']
     model = build(cfg, **over)
-    size = (args.h, args.w)
-    texts = lvis_classes() if args.vocab == 1203 else coco_classes()
-    out = {}
-    if args.what == 'infer':
-        d = make_data(model, size, texts=texts)
-        with torch.no_grad():
-            if 'MQ-Former' in args.model and args.cold_text:
-                enc = model.text_encoder
-                t_cold = timeit(
-                    lambda: (enc.clear_cache(),
-                             model.predict(d['inputs'], d['data_samples'])),
-                    args.runs)
-                out['cold_s'] = t_cold
-            out['seconds'] = timeit(
-                lambda: model.predict(d['inputs'], d['data_samples']),
-                args.runs)
-            if 'MQ-Former' in args.model:
-                n = model.text_encoder.num_encoded
-                model.predict(d['inputs'], d['data_samples'])
-                out['text_calls_on_repeat'] = model.text_encoder.num_encoded - n
-    else:
+    texts = lvis_classes() if case.get('vocab') == 1203 else coco_classes()
+    if training:
         model.train()
-        d = make_data(model, size, texts=texts, batch=2, training=True)
-        opt = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    data = make_data(model, (case['h'], case['w']), texts=texts,
+                     batch=2 if training else 1, training=training)
+    return model, data
 
-        def step():
-            losses = model.loss(d['inputs'], d['data_samples'])
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
 
-        out['seconds'] = timeit(step, args.runs)
-    out['peak_rss_mb'] = peak_rss_mb()
+def infer_fn(model, data):
+    def run():
+        with torch.no_grad():
+            model.predict(data['inputs'], data['data_samples'])
+    return run
+
+
+def train_fn(model, data):
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def step():
+        losses = model.loss(data['inputs'], data['data_samples'])
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def worker(args):
+    """One job; prints one JSON line ``RESULT {...}``."""
+    torch.set_num_threads(args.threads)
+    cases = json.loads(args.cases)
+    training = args.what in ('train', 'peak-train')
+    fns, models = {}, {}
+    for i, case in enumerate(cases):
+        model, data = build_case(case, training)
+        models[str(i)] = (model, data)
+        fns[str(i)] = (train_fn if training else infer_fn)(model, data)
+    out = {}
+    if args.what.startswith('peak'):  # one case, one call
+        fns['0']()
+        out['peak_rss_mb'] = peak_rss_mb()
+    elif args.what == 'text':
+        # one model, two vocabularies; cold = cache cleared before the call
+        model, d80 = models['0']
+        _, d1203 = models['1']
+        enc = model.text_encoder
+
+        def cold(d):
+            def run():
+                enc.clear_cache()
+                infer_fn(model, d)()
+            return run
+        out = timeit_interleaved({'cached80': infer_fn(model, d80),
+                                  'cached1203': infer_fn(model, d1203)},
+                                 args.runs)
+        # a first call encodes every name x template: 3 runs are plenty
+        out.update(timeit_interleaved(
+            {'cold80': cold(d80), 'cold1203': cold(d1203)},
+            min(args.runs, 3), warmup=0))
+        for key, d in (('80', d80), ('1203', d1203)):
+            infer_fn(model, d)()
+            n = enc.num_encoded
+            infer_fn(model, d)()
+            out[f'calls_on_repeat{key}'] = enc.num_encoded - n
+    else:
+        out = timeit_interleaved(fns, args.runs)
     print('RESULT ' + json.dumps(out))
 
 
-def measure(model, what='infer', h=512, w=512, runs=5, threads=2,
-            vocab=80, num_conditional=0, cold_text=False):
-    cmd = [sys.executable, __file__, '--worker', '--model', model,
-           '--what', what, '--h', str(h), '--w', str(w), '--runs', str(runs),
-           '--threads', str(threads), '--vocab', str(vocab),
-           '--num-conditional', str(num_conditional)]
-    if cold_text:
-        cmd.append('--cold-text')
+def run_worker(what, cases, runs, threads):
+    cmd = [sys.executable, __file__, '--worker', '--what', what,
+           '--cases', json.dumps(cases), '--runs', str(runs),
+           '--threads', str(threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE='1')
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.abspath(__file__)))
     for line in out.stdout.splitlines():
         if line.startswith('RESULT '):
             return json.loads(line[7:])
-    raise RuntimeError(f'{model} {what} failed:\n{out.stderr[-3000:]}')
+    raise RuntimeError(f'{what} {cases} failed:\n{out.stderr[-3000:]}')
+
+
+def compare(what, h, w, runs, threads, models=tuple(MODELS)):
+    """Interleaved latency of ``models`` in one process, then each one's
+    peak RSS in its own process: {model: (seconds, peak MB)}."""
+    cases = [dict(model=m, h=h, w=w) for m in models]
+    lat = run_worker(what, cases, runs, threads)
+    return {m: (lat[str(i)],
+                run_worker('peak-' + what, [c], 1, threads)['peak_rss_mb'])
+            for i, (m, c) in enumerate(zip(models, cases))}
+
+
+def print_table(res):
+    ref_t, ref_m = res[M2F]
+    print('| model | latency (s) | vs Mask2Former | peak RSS (MB) | '
+          'vs Mask2Former |\n| --- | --- | --- | --- | --- |')
+    for m, (t, mem) in res.items():
+        print(f'| {m} | {t:.2f} | {t / ref_t:.2f}x | {mem:.0f} | '
+              f'{mem / ref_m:.2f}x |')
+    print(f'\nmixed-query overhead over conditional-only: '
+          f'{100 * (res[MQ][0] / res[MQ_COND][0] - 1):+.1f}%')
+
+
+def linear_fit(xs, ys):
+    """Least squares y = a + b x; returns a, b, R^2."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx)**2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    a = my - b * mx
+    ss_res = sum((y - a - b * x)**2 for x, y in zip(xs, ys))
+    ss_tot = sum((y - my)**2 for y in ys)
+    return a, b, 1 - ss_res / ss_tot
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--worker', action='store_true')
-    p.add_argument('--model')
     p.add_argument('--what', default='infer')
-    p.add_argument('--h', type=int, default=512)
-    p.add_argument('--w', type=int, default=512)
+    p.add_argument('--cases', default='[]')
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--vocab', type=int, default=80)
-    p.add_argument('--num-conditional', type=int, default=0)
-    p.add_argument('--cold-text', action='store_true')
+    p.add_argument('--train-size', type=int, default=384,
+                   help='side of the training images (batch 2)')
     p.add_argument('--quick', action='store_true',
                    help='512 px inference and the text cost only')
     args = p.parse_args()
     if args.worker:
         return worker(args)
     R, T = args.runs, args.threads
-    ref = 'Mask2Former R50'
     sizes = [(512, 512)] if args.quick else [(512, 512), (800, 1333)]
-    print(f'CPU, {T} threads, median of {R} after 1 warm-up, random weights')
+    print(f'CPU, {T} threads, median of {R} after 1 warm-up, random weights, '
+          'latency interleaved in one process')
     for h, w in sizes:
-        res = {m: measure(m, 'infer', h, w, R, T) for m in MODELS}
         print(f'\n### inference {h}x{w}, batch 1 (predict, post-processing '
               'included)\n')
-        print('| model | latency (s) | vs Mask2Former | peak RSS (MB) | '
-              'vs Mask2Former |\n| --- | --- | --- | --- | --- |')
-        for m, r in res.items():
-            print(f'| {m} | {r["seconds"]:.2f} | '
-                  f'{r["seconds"] / res[ref]["seconds"]:.2f}x | '
-                  f'{r["peak_rss_mb"]:.0f} | '
-                  f'{r["peak_rss_mb"] / res[ref]["peak_rss_mb"]:.2f}x |')
-        mixed = res['MQ-Former R50 mixed 100+300']['seconds']
-        cond = res['MQ-Former R50 conditional 300']['seconds']
-        print(f'\nmixed-query overhead over conditional-only: '
-              f'{100 * (mixed / cond - 1):+.1f}%')
-    mq = 'MQ-Former R50 mixed 100+300'
-    t80 = measure(mq, 'infer', 512, 512, R, T, vocab=80, cold_text=True)
-    t1203 = measure(mq, 'infer', 512, 512, R, T, vocab=1203, cold_text=True)
+        print_table(compare('infer', h, w, R, T))
+
+    t = run_worker('text', [dict(model=MQ, h=512, w=512, vocab=80),
+                            dict(model=MQ, h=512, w=512, vocab=1203)], R, T)
     print('\n### text cost (512x512, mixed)\n')
     print('| vocabulary | cached (s) | first call, text encoded (s) | '
           'text-model calls on repeat |\n| --- | --- | --- | --- |')
-    for n, r in ((80, t80), (1203, t1203)):
-        print(f'| {n} | {r["seconds"]:.2f} | {r["cold_s"]:.2f} | '
-              f'{r["text_calls_on_repeat"]} |')
+    for n in (80, 1203):
+        print(f'| {n} | {t[f"cached{n}"]:.2f} | {t[f"cold{n}"]:.2f} | '
+              f'{t[f"calls_on_repeat{n}"]} |')
     print(f'\n1,203 vs 80 classes (cached): '
-          f'{t1203["seconds"] / t80["seconds"]:.2f}x')
+          f'{t["cached1203"] / t["cached80"]:.2f}x')
     if args.quick:
         return
-    res = {m: measure(m, 'train', 512, 512, R, T) for m in MODELS}
-    print('\n### training step, batch 2, 512x512 (forward, backward, AdamW)\n')
-    print('| model | step (s) | vs Mask2Former | peak RSS (MB) |\n'
-          '| --- | --- | --- | --- |')
-    for m, r in res.items():
-        print(f'| {m} | {r["seconds"]:.2f} | '
-              f'{r["seconds"] / res[ref]["seconds"]:.2f}x | '
-              f'{r["peak_rss_mb"]:.0f} |')
+
+    S = args.train_size
+    print(f'\n### training step, batch 2, {S}x{S} (forward, backward, AdamW)'
+          '\n')
+    print_table(compare('train', S, S, R, T))
+
+    sides = (256, 512, 768, 1024)
+    r = run_worker('infer', [dict(model=MQ, h=s, w=s) for s in sides], R, T)
+    secs = [r[str(i)] for i in range(len(sides))]
+    a, b, r2 = linear_fit([s * s / 1e6 for s in sides], secs)
     print('\n### scaling (mixed, inference)\n')
-    print('| image side | latency (s) | per megapixel (s) |\n| --- | --- | --- |')
-    for side in (256, 512, 768, 1024):
-        r = measure(mq, 'infer', side, side, R, T)
-        print(f'| {side} | {r["seconds"]:.2f} | '
-              f'{r["seconds"] / (side * side / 1e6):.2f} |')
-    print('\n| conditional queries (+100 learnable) | latency 512 (s) |\n'
-          '| --- | --- |')
-    for nc in (100, 300, 900):
-        r = measure(mq, 'infer', 512, 512, R, T, num_conditional=nc)
-        print(f'| {nc} | {r["seconds"]:.2f} |')
+    print('| image side | megapixels | latency (s) | s per megapixel |\n'
+          '| --- | --- | --- | --- |')
+    for s, sec in zip(sides, secs):
+        print(f'| {s} | {s * s / 1e6:.3f} | {sec:.2f} | '
+              f'{sec / (s * s / 1e6):.2f} |')
+    print(f'\nlinear fit: latency = {a:.2f} s + {b:.2f} s/MP x megapixels, '
+          f'R^2 = {r2:.4f}')
+    nums = (100, 300, 900)
+    r = run_worker('infer', [dict(model=MQ, h=512, w=512, num_conditional=n)
+                             for n in nums], R, T)
+    print('\n| conditional queries (+100 learnable) | latency 512 (s) | '
+          'vs 300 |\n| --- | --- | --- |')
+    for i, n in enumerate(nums):
+        print(f'| {n} | {r[str(i)]:.2f} | {r[str(i)] / r["1"]:.2f}x |')
 
 
 if __name__ == '__main__':

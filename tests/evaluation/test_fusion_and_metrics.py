@@ -149,6 +149,39 @@ def test_perfect_semantic_is_miou_100_and_chunking_changes_nothing(
     assert out['mIoU'] == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize('ori_shape', [(40, 36), (80, 60)])
+def test_instances_and_referring_equal_upsampling_every_mask(ori_shape):
+    """The fast path (distinct queries upsampled once, same size not
+    resized again) gives what upsampling all N masks per instance gives."""
+    import torch.nn.functional as F
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    torch.manual_seed(0)
+    N, T = 12, 5  # top-100 over 12 x 5 pairs: every query repeats
+    cls, masks = torch.randn(N, T), torch.randn(N, 12, 10) * 4
+    boxes = torch.rand(N, 4) * 0.5 + 0.25
+    meta = dict(img_shape=(40, 36), batch_input_shape=(48, 40),
+                ori_shape=ori_shape, scale_factor=(36 / ori_shape[1],
+                                                   40 / ori_shape[0]))
+    out = fusion(referring_on=False).predict(cls, boxes, masks, meta)
+    full = F.interpolate(masks[None], size=(48, 40), mode='bilinear',
+                         align_corners=False)[0, :, :40, :36]
+    full = F.interpolate(full[None], size=ori_shape, mode='bilinear',
+                         align_corners=False)[0].sigmoid()
+    scores, idx = cls.sigmoid().flatten().topk(N * T)
+    q = idx // T
+    binary = full[q] > 0.5
+    quality = (full[q] * binary).flatten(1).sum(1) / \
+        binary.flatten(1).sum(1).clamp(min=1)
+    inst = out['pred_instances']
+    assert len(q.unique()) < len(q)
+    assert torch.equal(inst.labels, idx % T)
+    assert torch.equal(inst.masks, binary)
+    assert torch.allclose(inst.scores, scores * quality)
+    ref = fusion().predict(cls, boxes, masks, dict(meta, task='referring'))
+    best = cls.sigmoid().argmax(0)
+    assert torch.equal(ref['pred_instances'].masks, full[best] > 0.5)
+
+
 def test_chunked_semantic_equals_unchunked_on_a_large_random_vocabulary():
     torch.manual_seed(0)
     probs, masks = torch.rand(30, 1203), torch.rand(30, 24, 20)

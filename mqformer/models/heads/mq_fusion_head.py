@@ -70,15 +70,15 @@ class MQFusionHead(BaseModule):
         probs = cls_score.sigmoid()
 
         def masks_of(idx: Tensor) -> Tensor:
-            """Mask probabilities at image size for the queries ``idx`` only:
-            upsampling all N masks dominates post-processing time."""
+            """Mask probabilities (K, H, W) at image size for the queries
+            ``idx`` only (distinct indices): upsampling all N masks dominates
+            post-processing time."""
             if len(idx) == 0:
                 size = img_meta['ori_shape'][:2] if rescale else \
                     img_meta['img_shape']
                 return mask_pred.new_zeros((0, *size))
-            uniq, inverse = idx.unique(return_inverse=True)
-            full = self.masks_to_image(mask_pred[uniq], img_meta, rescale)
-            return full.sigmoid()[inverse]
+            return self.masks_to_image(mask_pred[idx], img_meta,
+                                       rescale).sigmoid_()
 
         out = {}
         if on['referring']:
@@ -86,16 +86,17 @@ class MQFusionHead(BaseModule):
         elif on['instance'] or on['detection']:
             out['pred_instances'] = self.instances(probs, boxes, masks_of,
                                                    with_masks=on['instance'])
-        everything = torch.arange(len(probs), device=probs.device)
+        if on['semantic'] or on['foreground']:  # every query's mask, once
+            all_masks = masks_of(torch.arange(len(probs), device=probs.device))
         if on['semantic']:
-            out['pred_sem_seg'] = self.semantic(probs, masks_of(everything))
+            out['pred_sem_seg'] = self.semantic(probs, all_masks)
         if on['panoptic']:
             is_thing = img_meta.get('text_is_thing') or [True] * probs.size(1)
             keep = self.panoptic_candidates(probs)
             out['pred_panoptic_seg'] = self.panoptic(probs[keep],
                                                      masks_of(keep), is_thing)
         if on['foreground']:
-            out['pred_fg'] = self.foreground(probs, masks_of(everything))
+            out['pred_fg'] = self.foreground(probs, all_masks)
         return out
 
     def masks_to_image(self, mask_pred: Tensor, img_meta: dict,
@@ -106,7 +107,7 @@ class MQFusionHead(BaseModule):
         masks = F.interpolate(mask_pred[None], size=(pad_h, pad_w),
                               mode='bilinear', align_corners=False)[0]
         masks = masks[:, :img_h, :img_w]
-        if rescale:
+        if rescale and tuple(img_meta['ori_shape'][:2]) != (img_h, img_w):
             masks = F.interpolate(masks[None], size=img_meta['ori_shape'][:2],
                                   mode='bilinear', align_corners=False)[0]
         return masks
@@ -128,19 +129,26 @@ class MQFusionHead(BaseModule):
     def instances(self, probs: Tensor, boxes: Tensor, masks_of,
                   with_masks: bool = True) -> InstanceData:
         """Top-k over queries x texts; score = class prob x mask quality.
-        ``masks_of(query_idx)`` gives (K, H, W) mask probabilities."""
+        ``masks_of(query_idx)`` gives (K, H, W) mask probabilities for
+        distinct query indices."""
         N, T = probs.shape
         k = min(self.test_cfg.get('max_per_img', 100), N * T)
         scores, idx = probs.flatten().topk(k)
         query, labels = idx // T, idx % T
         res = InstanceData(labels=labels, bboxes=boxes[query])
         if with_masks:
-            m = masks_of(query)
-            binary = m > self.test_cfg.get('mask_thr', 0.5)
-            quality = (m * binary).flatten(1).sum(1) / \
-                binary.flatten(1).sum(1).clamp(min=1)
-            res.masks = binary
-            res.scores = scores * quality
+            # one upsampled mask per distinct query; instances share them
+            uniq, inverse = query.unique(return_inverse=True)
+            m = masks_of(uniq)
+            thr = self.test_cfg.get('mask_thr', 0.5)
+            binary = m > thr
+            # mean probability inside the mask: sum_{m > thr} m equals
+            # sum(relu(m - thr)) + thr * area, without a masked copy
+            area = binary.flatten(1).sum(1, dtype=torch.int32)
+            quality = ((m - thr).clamp_(min=0).flatten(1).sum(1) +
+                       thr * area) / area.clamp(min=1)
+            res.masks = binary[inverse]
+            res.scores = scores * quality[inverse]
         else:
             res.scores = scores
         return res
@@ -213,11 +221,13 @@ class MQFusionHead(BaseModule):
                   masks_of) -> InstanceData:
         """One mask per text: the best-scoring query for each expression."""
         scores, query = probs.max(0)
+        uniq, inverse = query.unique(return_inverse=True)
+        binary = masks_of(uniq) > self.test_cfg.get('mask_thr', 0.5)
         return InstanceData(
             labels=torch.arange(probs.size(1), device=probs.device),
             scores=scores,
             bboxes=boxes[query],
-            masks=masks_of(query) > self.test_cfg.get('mask_thr', 0.5))
+            masks=binary[inverse])
 
     def foreground(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
         """Soft foreground map (1, H, W) in [0, 1] for text 0: the per-pixel
