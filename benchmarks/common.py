@@ -4,7 +4,7 @@ import os.path as osp
 import resource
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -34,6 +34,11 @@ def build(cfg_path: str, **model_overrides):
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(cfg_path)
     cfg.model.update(model_overrides)
+    # same inputs for every model: Mask2Former's LSJ config pads each
+    # training batch to 1024x1024 (BatchFixedSizePad), which would make its
+    # training step 4-7x the pixels of the others'
+    if cfg.model.get('data_preprocessor', {}).get('batch_augments'):
+        cfg.model.data_preprocessor.batch_augments = None
     if cfg.model.get('backbone', {}).get('init_cfg'):
         cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
@@ -83,9 +88,12 @@ def timeit(fn: Callable, runs: int = 5, warmup: int = 1) -> float:
 
 
 def timeit_interleaved(fns: Dict[str, Callable], runs: int = 5,
-                       warmup: int = 1) -> Dict[str, float]:
+                       warmup: int = 1,
+                       raw: Optional[Dict[str, List[float]]] = None
+                       ) -> Dict[str, float]:
     """Median seconds per function, calls taken round-robin (A B C A B C
-    ...) so that machine noise hits every function alike."""
+    ...) so that machine noise hits every function alike. ``raw``, if given,
+    receives every timed call's seconds."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -95,6 +103,8 @@ def timeit_interleaved(fns: Dict[str, Callable], runs: int = 5,
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)
+    if raw is not None:
+        raw.update(times)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -16,8 +16,10 @@ step; text cost; scaling) to paste into benchmarks/README.md.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -36,6 +38,9 @@ MODELS = {
     MQ_COND: (MQ_CFG, dict(query_mode='conditional')),
     'MQ-Former R50 learnable 100': (MQ_CFG, dict(query_mode='learnable')),
 }
+
+
+SECTIONS = ('infer512', 'infer800', 'text', 'train', 'scaling')
 
 
 def lvis_classes():
@@ -118,9 +123,40 @@ def worker(args):
             n = enc.num_encoded
             infer_fn(model, d)()
             out[f'calls_on_repeat{key}'] = enc.num_encoded - n
-    else:
+    elif training:
         out = timeit_interleaved(fns, args.runs)
+    else:
+        # post-processing cost depends on how many distinct queries reach
+        # the top-k, which random weights decide: time the network apart
+        post = {k: post_timer(m) for k, (m, _) in models.items()}
+        raw = {}
+        out = timeit_interleaved(fns, args.runs, raw=raw)
+        for k, total in raw.items():
+            calls = post[k][-len(total):]
+            out[f'net{k}'] = statistics.median(
+                t - p for t, p in zip(total, calls))
     print('RESULT ' + json.dumps(out))
+
+
+def post_timer(model) -> list:
+    """Wraps the model's post-processing (MQ-Former's ``MQFusionHead``,
+    Mask2Former's ``MaskFormerFusionHead``, DINO's ``predict_by_feat``);
+    returns the list that gets each call's seconds (one call per batch)."""
+    if hasattr(model, 'fusion_head'):
+        head, name = model.fusion_head, 'predict'
+    elif hasattr(model, 'panoptic_fusion_head'):
+        head, name = model.panoptic_fusion_head, 'predict'
+    else:
+        head, name = model.bbox_head, 'predict_by_feat'
+    fn, seconds = getattr(head, name), []
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        result = fn(*args, **kwargs)
+        seconds.append(time.perf_counter() - t)
+        return result
+    setattr(head, name, timed)
+    return seconds
 
 
 def run_worker(what, cases, runs, threads):
@@ -137,24 +173,33 @@ def run_worker(what, cases, runs, threads):
 
 
 def compare(what, h, w, runs, threads, models=tuple(MODELS)):
-    """Interleaved latency of ``models`` in one process, then each one's
-    peak RSS in its own process: {model: (seconds, peak MB)}."""
+    """Interleaved times of ``models`` in one process, then each one's peak
+    RSS in its own process: {model: (seconds, network seconds or None,
+    peak MB)}."""
     cases = [dict(model=m, h=h, w=w) for m in models]
     lat = run_worker(what, cases, runs, threads)
-    return {m: (lat[str(i)],
+    return {m: (lat[str(i)], lat.get(f'net{i}'),
                 run_worker('peak-' + what, [c], 1, threads)['peak_rss_mb'])
             for i, (m, c) in enumerate(zip(models, cases))}
 
 
 def print_table(res):
-    ref_t, ref_m = res[M2F]
-    print('| model | latency (s) | vs Mask2Former | peak RSS (MB) | '
-          'vs Mask2Former |\n| --- | --- | --- | --- | --- |')
-    for m, (t, mem) in res.items():
-        print(f'| {m} | {t:.2f} | {t / ref_t:.2f}x | {mem:.0f} | '
-              f'{mem / ref_m:.2f}x |')
+    ref_t, ref_n, ref_m = res[M2F]
+    net = ref_n is not None
+    head = '| model | time (s) | vs Mask2Former |'
+    if net:
+        head += ' network only (s) | vs Mask2Former |'
+    print(head + ' peak RSS (MB) | vs Mask2Former |\n' +
+          '| --- ' * (head.count('|') + 1) + '|')
+    for m, (t, n, mem) in res.items():
+        row = f'| {m} | {t:.2f} | {t / ref_t:.2f}x |'
+        if net:
+            row += f' {n:.2f} | {n / ref_n:.2f}x |'
+        print(row + f' {mem:.0f} | {mem / ref_m:.2f}x |')
     print(f'\nmixed-query overhead over conditional-only: '
-          f'{100 * (res[MQ][0] / res[MQ_COND][0] - 1):+.1f}%')
+          f'{100 * (res[MQ][0] / res[MQ_COND][0] - 1):+.1f}%' +
+          (f' end to end, {100 * (res[MQ][1] / res[MQ_COND][1] - 1):+.1f}% '
+           'network only' if net else ''))
 
 
 def linear_fit(xs, ys):
@@ -178,20 +223,37 @@ def main():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--train-size', type=int, default=384,
                    help='side of the training images (batch 2)')
+    p.add_argument('--sections', default=','.join(SECTIONS),
+                   help=f'comma-separated subset of {SECTIONS}')
     p.add_argument('--quick', action='store_true',
                    help='512 px inference and the text cost only')
     args = p.parse_args()
     if args.worker:
         return worker(args)
     R, T = args.runs, args.threads
-    sizes = [(512, 512)] if args.quick else [(512, 512), (800, 1333)]
+    sections = ('infer512', 'text') if args.quick else \
+        args.sections.split(',')
     print(f'CPU, {T} threads, median of {R} after 1 warm-up, random weights, '
           'latency interleaved in one process')
-    for h, w in sizes:
+    for sec, (h, w) in (('infer512', (512, 512)), ('infer800', (800, 1333))):
+        if sec not in sections:
+            continue
         print(f'\n### inference {h}x{w}, batch 1 (predict, post-processing '
               'included)\n')
         print_table(compare('infer', h, w, R, T))
 
+    if 'text' in sections:
+        text_cost(R, T)
+    if 'train' in sections:
+        S = args.train_size
+        print(f'\n### training step, batch 2, {S}x{S} (forward, backward, '
+              'AdamW)\n')
+        print_table(compare('train', S, S, R, T))
+    if 'scaling' in sections:
+        scaling(R, T)
+
+
+def text_cost(R, T):
     t = run_worker('text', [dict(model=MQ, h=512, w=512, vocab=80),
                             dict(model=MQ, h=512, w=512, vocab=1203)], R, T)
     print('\n### text cost (512x512, mixed)\n')
@@ -202,14 +264,9 @@ def main():
               f'{t[f"calls_on_repeat{n}"]} |')
     print(f'\n1,203 vs 80 classes (cached): '
           f'{t["cached1203"] / t["cached80"]:.2f}x')
-    if args.quick:
-        return
 
-    S = args.train_size
-    print(f'\n### training step, batch 2, {S}x{S} (forward, backward, AdamW)'
-          '\n')
-    print_table(compare('train', S, S, R, T))
 
+def scaling(R, T):
     sides = (256, 512, 768, 1024)
     r = run_worker('infer', [dict(model=MQ, h=s, w=s) for s in sides], R, T)
     secs = [r[str(i)] for i in range(len(sides))]

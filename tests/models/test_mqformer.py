@@ -138,7 +138,10 @@ def test_joint_matching_across_query_types():
     gt = InstanceData(labels=torch.tensor([2, 0]), bboxes=gt_boxes,
                       masks=gt_masks)
     meta = dict(img_shape=(64, 64), num_texts=T)
-    pos, pos_gt = head._get_targets_single(cls, boxes, masks, gt, meta)
+    # masks = embeddings x features: one-hot pixel features give them exactly
+    features = torch.eye(64).reshape(64, 8, 8)
+    pos, pos_gt = head._get_targets_single(cls, boxes, masks.flatten(1), gt,
+                                           meta, features)
     assigned = dict(zip(pos_gt.tolist(), pos.tolist()))
     assert assigned == {0: 25, 1: 3}
     assert assigned[0] >= n_c > assigned[1]  # one learnable, one conditional

@@ -188,23 +188,30 @@ class MQHead(BaseModule):
         return gts, metas
 
     def _get_targets_single(self, cls_score: Tensor, bbox_pred: Tensor,
-                            mask_pred: Optional[Tensor],
-                            gt_instances: InstanceData,
-                            img_meta: dict) -> Tuple[Tensor, ...]:
+                            mask_embed: Optional[Tensor],
+                            gt_instances: InstanceData, img_meta: dict,
+                            mask_feature: Optional[Tensor] = None
+                            ) -> Tuple[Tensor, ...]:
         """Match one image's queries to its ground truth.
+
+        Mask costs use ``num_points`` random points. Bilinear sampling is
+        linear, so the queries' mask logits there are ``mask_embed`` times
+        the mask features sampled at the points: the (N, h, w) masks are
+        never built for matching.
 
         Args:
             cls_score (Tensor): (N, T) logits (padding texts included).
             bbox_pred (Tensor): (N, 4) normalised cxcywh.
-            mask_pred (Tensor | None): (N, h, w) mask logits.
+            mask_embed (Tensor | None): (N, C) mask embeddings.
             gt_instances (InstanceData): see :meth:`preprocess_gt`.
+            mask_feature (Tensor | None): (C, h, w) per-pixel features.
 
         Returns:
             tuple: ``pos_inds`` (P, ), ``pos_gt_inds`` (P, ) into the GT.
         """
         num_texts = img_meta['num_texts']
         gt_masks = gt_instances.get('masks', None)
-        use_masks = mask_pred is not None and gt_masks is not None
+        use_masks = mask_embed is not None and gt_masks is not None
         img_h, img_w = img_meta['img_shape']
         factor = bbox_pred.new_tensor([img_w, img_h, img_w, img_h])
         pred = InstanceData(
@@ -215,9 +222,8 @@ class MQHead(BaseModule):
         if use_masks:
             points = torch.rand((1, self.num_points, 2),
                                 device=cls_score.device)
-            pred.masks = point_sample(
-                mask_pred.unsqueeze(1),
-                points.repeat(len(mask_pred), 1, 1)).squeeze(1)
+            feat = point_sample(mask_feature[None], points)[0]  # (C, P)
+            pred.masks = mask_embed @ feat
             gt.masks = point_sample(
                 gt_masks.unsqueeze(1).float(),
                 points.repeat(len(gt_masks), 1, 1)).squeeze(1)
@@ -253,8 +259,10 @@ class MQHead(BaseModule):
         gts, metas = self.preprocess_gt(batch_data_samples)
         for meta, m in zip(metas, text_mask):
             meta['num_texts'] = int(m.sum())
-        cls_scores, bboxes, masks = self(hidden_states, references,
-                                         mask_features, text_embeds)
+        # the (L + 1, B, N, h, w) masks are never built in training: matching
+        # samples points, the losses need only the matched queries' masks
+        cls_scores = self.text_logits(hidden_states, text_embeds)
+        bboxes, masks = references, self.mask_embed(hidden_states)
         num_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
         losses = {}
         num_layers = len(cls_scores)
@@ -263,13 +271,13 @@ class MQHead(BaseModule):
             layer_losses = self.loss_matching(cls_scores[i][:, num_dn:],
                                               bboxes[i][:, num_dn:],
                                               masks[i][:, num_dn:], text_mask,
-                                              gts, metas)
+                                              gts, metas, mask_features)
             losses.update({prefix + k: v for k, v in layer_losses.items()})
             if num_dn > 0:
                 dn_losses = self.loss_dn(cls_scores[i][:, :num_dn],
                                          bboxes[i][:, :num_dn],
                                          masks[i][:, :num_dn], text_mask, gts,
-                                         metas, dn_meta)
+                                         metas, dn_meta, mask_features)
                 losses.update(
                     {f'{prefix}dn_{k}': v
                      for k, v in dn_losses.items()})
@@ -281,32 +289,41 @@ class MQHead(BaseModule):
         return losses
 
     def loss_matching(self, cls_scores: Tensor, bbox_preds: Tensor,
-                      mask_preds: Optional[Tensor], text_mask: Tensor,
-                      gts: List[InstanceData],
-                      metas: List[dict]) -> Dict[str, Tensor]:
+                      mask_embeds: Optional[Tensor], text_mask: Tensor,
+                      gts: List[InstanceData], metas: List[dict],
+                      mask_features: Optional[Tensor] = None
+                      ) -> Dict[str, Tensor]:
         """Hungarian-matched losses of one prediction set.
 
         Args:
             cls_scores (Tensor): (B, N, T). bbox_preds (Tensor): (B, N, 4).
-            mask_preds (Tensor | None): (B, N, h, w).
+            mask_embeds (Tensor | None): (B, N, C) mask embeddings.
+            mask_features (Tensor | None): (B, C, h, w).
         """
-        masks_list = list(mask_preds) if mask_preds is not None else \
-            [None] * len(gts)
-        pos_inds, pos_gt_inds = multi_apply(self._get_targets_single,
-                                            list(cls_scores), list(bbox_preds),
-                                            masks_list, gts, metas)
-        return self.loss_by_assignment(cls_scores, bbox_preds, mask_preds,
+        B = len(gts)
+        with torch.no_grad():  # the assignment needs no gradient
+            pos_inds, pos_gt_inds = multi_apply(
+                self._get_targets_single, list(cls_scores.detach()),
+                list(bbox_preds.detach()),
+                list(mask_embeds.detach()) if mask_embeds is not None else
+                [None] * B, gts, metas,
+                list(mask_features.detach()) if mask_embeds is not None else
+                [None] * B)
+        return self.loss_by_assignment(cls_scores, bbox_preds, mask_embeds,
                                        text_mask, gts, metas, pos_inds,
-                                       pos_gt_inds)
+                                       pos_gt_inds, mask_features)
 
     def loss_by_assignment(self, cls_scores: Tensor, bbox_preds: Tensor,
                            mask_preds: Optional[Tensor], text_mask: Tensor,
                            gts: List[InstanceData], metas: List[dict],
                            pos_inds: List[Tensor],
-                           pos_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
+                           pos_gt_inds: List[Tensor],
+                           mask_features: Optional[Tensor] = None
+                           ) -> Dict[str, Tensor]:
         """Focal, L1, GIoU, point-sampled BCE and dice losses for given
         query-to-GT assignments (``pos_inds[b]`` query i of image b is matched
-        to GT ``pos_gt_inds[b][i]``)."""
+        to GT ``pos_gt_inds[b][i]``). ``mask_preds`` are mask embeddings
+        (B, N, C), ``mask_features`` (B, C, h, w)."""
         B, N, T = cls_scores.shape
         cls_targets = cls_scores.new_zeros(B, N, T)
         for b in range(B):
@@ -344,18 +361,24 @@ class MQHead(BaseModule):
                 avg_factor=avg)
         if mask_preds is not None:
             losses.update(
-                self.loss_masks(mask_preds, gts, pos_inds, pos_gt_inds))
+                self.loss_masks(mask_preds, mask_features, gts, pos_inds,
+                                pos_gt_inds))
         return losses
 
-    def loss_masks(self, mask_preds: Tensor, gts: List[InstanceData],
-                   pos_inds: List[Tensor],
+    def loss_masks(self, mask_embeds: Tensor, mask_features: Tensor,
+                   gts: List[InstanceData], pos_inds: List[Tensor],
                    pos_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
-        """Point-sampled BCE + dice on matched queries of images with masks."""
+        """Point-sampled BCE + dice on matched queries of images with masks;
+        only their masks (P, h, w) are built, from ``mask_embeds`` (B, N, C)
+        and ``mask_features`` (B, C, h, w)."""
+        mask_preds = mask_embeds
         preds, targets = [], []
         for b, gt in enumerate(gts):
             if 'masks' not in gt:
                 continue
-            preds.append(mask_preds[b, pos_inds[b]])
+            preds.append(torch.einsum('nc,chw->nhw',
+                                      mask_embeds[b, pos_inds[b]],
+                                      mask_features[b]))
             targets.append(gt.masks[pos_gt_inds[b]])
         num = sum(len(p) for p in preds)
         avg = reduce_mean(mask_preds.new_tensor([num])).clamp(min=1).item()
@@ -380,7 +403,8 @@ class MQHead(BaseModule):
     def loss_dn(self, cls_scores: Tensor, bbox_preds: Tensor,
                 mask_preds: Tensor, text_mask: Tensor,
                 gts: List[InstanceData], metas: List[dict],
-                dn_meta: dict) -> Dict[str, Tensor]:
+                dn_meta: dict,
+                mask_features: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Denoising losses: positive DN queries reconstruct their GT (class,
         box, mask); negative ones are pushed to no text. Layout as in DINO:
         each group is ``max_gts`` positives then ``max_gts`` negatives."""
@@ -395,7 +419,7 @@ class MQHead(BaseModule):
             pos_gt_inds.append(t.repeat(num_groups))
         return self.loss_by_assignment(cls_scores, bbox_preds, mask_preds,
                                        text_mask, gts, metas, pos_inds,
-                                       pos_gt_inds)
+                                       pos_gt_inds, mask_features)
 
     # ------------------------------------------------------------- inference
     def predict(self, hidden_states: Tensor, references: Tensor,
