@@ -147,6 +147,45 @@ def test_joint_matching_across_query_types():
     assert assigned[0] >= n_c > assigned[1]  # one learnable, one conditional
 
 
+def test_matching_on_sampled_features_equals_matching_on_full_masks():
+    """Training never builds every query's mask: matching samples the mask
+    features at the random points. It assigns exactly as Mask2Former-style
+    matching on the full (N, h, w) masks sampled at the same points."""
+    from mmcv.ops import point_sample
+    from mmengine.structures import InstanceData
+    head = build_model('mixed').bbox_head
+    torch.manual_seed(0)
+    N, T, C = 30, 4, 16
+    cls, boxes = torch.randn(N, T), torch.rand(N, 4) * 0.5 + 0.25
+    embed, feat = torch.randn(N, C), torch.randn(C, 12, 10)
+    gt_masks = torch.rand(3, 48, 40) > 0.6
+    gt = InstanceData(labels=torch.tensor([0, 3, 1]),
+                      bboxes=torch.tensor([[0., 0., 20., 30.],
+                                           [10., 5., 40., 40.],
+                                           [5., 20., 30., 48.]]),
+                      masks=gt_masks)
+    meta = dict(img_shape=(48, 40), num_texts=T)
+    torch.manual_seed(1)
+    pos, pos_gt = head._get_targets_single(cls, boxes, embed, gt, meta, feat)
+    torch.manual_seed(1)
+    points = torch.rand((1, head.num_points, 2))
+    full = torch.einsum('nc,chw->nhw', embed, feat)
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    pred = InstanceData(
+        scores=cls, bboxes=bbox_cxcywh_to_xyxy(boxes) *
+        torch.tensor([40., 48., 40., 48.]),
+        masks=point_sample(full[:, None], points.repeat(N, 1, 1))[:, 0])
+    ref_gt = InstanceData(
+        labels=gt.labels, bboxes=gt.bboxes,
+        masks=point_sample(gt_masks[:, None].float(),
+                           points.repeat(3, 1, 1))[:, 0])
+    ref = head.assigner.assign(pred, ref_gt, img_meta=meta)
+    ref_pos = torch.nonzero(ref.gt_inds > 0).squeeze(-1)
+    assert len(pos) == 3
+    assert torch.equal(pos, ref_pos)
+    assert torch.equal(pos_gt, ref.gt_inds[ref_pos] - 1)
+
+
 def test_gradients_reach_every_part():
     model = build_model('mixed').train()
     data = preprocess(model, batch(), True)
