@@ -262,7 +262,7 @@ class MQHead(BaseModule):
         # the (L + 1, B, N, h, w) masks are never built in training: matching
         # samples points, the losses need only the matched queries' masks
         cls_scores = self.text_logits(hidden_states, text_embeds)
-        bboxes, masks = references, self.mask_embed(hidden_states)
+        bboxes, mask_embeds = references, self.mask_embed(hidden_states)
         num_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
         losses = {}
         num_layers = len(cls_scores)
@@ -270,14 +270,16 @@ class MQHead(BaseModule):
             prefix = '' if i == num_layers - 1 else f'd{i}.'
             layer_losses = self.loss_matching(cls_scores[i][:, num_dn:],
                                               bboxes[i][:, num_dn:],
-                                              masks[i][:, num_dn:], text_mask,
-                                              gts, metas, mask_features)
+                                              mask_embeds[i][:, num_dn:],
+                                              text_mask, gts, metas,
+                                              mask_features)
             losses.update({prefix + k: v for k, v in layer_losses.items()})
             if num_dn > 0:
                 dn_losses = self.loss_dn(cls_scores[i][:, :num_dn],
                                          bboxes[i][:, :num_dn],
-                                         masks[i][:, :num_dn], text_mask, gts,
-                                         metas, dn_meta, mask_features)
+                                         mask_embeds[i][:, :num_dn],
+                                         text_mask, gts, metas, dn_meta,
+                                         mask_features)
                 losses.update(
                     {f'{prefix}dn_{k}': v
                      for k, v in dn_losses.items()})
@@ -314,7 +316,7 @@ class MQHead(BaseModule):
                                        pos_gt_inds, mask_features)
 
     def loss_by_assignment(self, cls_scores: Tensor, bbox_preds: Tensor,
-                           mask_preds: Optional[Tensor], text_mask: Tensor,
+                           mask_embeds: Optional[Tensor], text_mask: Tensor,
                            gts: List[InstanceData], metas: List[dict],
                            pos_inds: List[Tensor],
                            pos_gt_inds: List[Tensor],
@@ -322,8 +324,8 @@ class MQHead(BaseModule):
                            ) -> Dict[str, Tensor]:
         """Focal, L1, GIoU, point-sampled BCE and dice losses for given
         query-to-GT assignments (``pos_inds[b]`` query i of image b is matched
-        to GT ``pos_gt_inds[b][i]``). ``mask_preds`` are mask embeddings
-        (B, N, C), ``mask_features`` (B, C, h, w)."""
+        to GT ``pos_gt_inds[b][i]``). ``mask_embeds`` (B, N, C) and
+        ``mask_features`` (B, C, h, w) give the masks."""
         B, N, T = cls_scores.shape
         cls_targets = cls_scores.new_zeros(B, N, T)
         for b in range(B):
@@ -359,9 +361,9 @@ class MQHead(BaseModule):
                 bbox_cxcywh_to_xyxy(pos_boxes) * factors,
                 tgt_boxes * factors,
                 avg_factor=avg)
-        if mask_preds is not None:
+        if mask_embeds is not None:
             losses.update(
-                self.loss_masks(mask_preds, mask_features, gts, pos_inds,
+                self.loss_masks(mask_embeds, mask_features, gts, pos_inds,
                                 pos_gt_inds))
         return losses
 
@@ -371,7 +373,6 @@ class MQHead(BaseModule):
         """Point-sampled BCE + dice on matched queries of images with masks;
         only their masks (P, h, w) are built, from ``mask_embeds`` (B, N, C)
         and ``mask_features`` (B, C, h, w)."""
-        mask_preds = mask_embeds
         preds, targets = [], []
         for b, gt in enumerate(gts):
             if 'masks' not in gt:
@@ -381,9 +382,9 @@ class MQHead(BaseModule):
                                       mask_features[b]))
             targets.append(gt.masks[pos_gt_inds[b]])
         num = sum(len(p) for p in preds)
-        avg = reduce_mean(mask_preds.new_tensor([num])).clamp(min=1).item()
+        avg = reduce_mean(mask_embeds.new_tensor([num])).clamp(min=1).item()
         if num == 0:
-            zero = mask_preds.sum() * 0
+            zero = mask_embeds.sum() * 0
             return dict(loss_mask=zero, loss_dice=zero)
         preds, targets = torch.cat(preds), torch.cat(targets)
         with torch.no_grad():
@@ -401,7 +402,7 @@ class MQHead(BaseModule):
         return dict(loss_mask=loss_mask, loss_dice=loss_dice)
 
     def loss_dn(self, cls_scores: Tensor, bbox_preds: Tensor,
-                mask_preds: Tensor, text_mask: Tensor,
+                mask_embeds: Tensor, text_mask: Tensor,
                 gts: List[InstanceData], metas: List[dict],
                 dn_meta: dict,
                 mask_features: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -417,7 +418,7 @@ class MQHead(BaseModule):
             groups = torch.arange(num_groups, device=cls_scores.device)
             pos_inds.append((t[None] + 2 * max_gts * groups[:, None]).flatten())
             pos_gt_inds.append(t.repeat(num_groups))
-        return self.loss_by_assignment(cls_scores, bbox_preds, mask_preds,
+        return self.loss_by_assignment(cls_scores, bbox_preds, mask_embeds,
                                        text_mask, gts, metas, pos_inds,
                                        pos_gt_inds, mask_features)
 
