@@ -304,13 +304,11 @@ class MQHead(BaseModule):
         """
         B = len(gts)
         with torch.no_grad():  # the assignment needs no gradient
+            no_masks = [None] * B
             pos_inds, pos_gt_inds = multi_apply(
-                self._get_targets_single, list(cls_scores.detach()),
-                list(bbox_preds.detach()),
-                list(mask_embeds.detach()) if mask_embeds is not None else
-                [None] * B, gts, metas,
-                list(mask_features.detach()) if mask_embeds is not None else
-                [None] * B)
+                self._get_targets_single, list(cls_scores), list(bbox_preds),
+                no_masks if mask_embeds is None else list(mask_embeds), gts,
+                metas, no_masks if mask_embeds is None else list(mask_features))
         return self.loss_by_assignment(cls_scores, bbox_preds, mask_embeds,
                                        text_mask, gts, metas, pos_inds,
                                        pos_gt_inds, mask_features)
