@@ -17,7 +17,8 @@ def make_batch(world: ShapesWorld,
                extra_texts: Sequence[int] = (0, 3),
                with_stuff: bool = True,
                empty: Sequence[bool] = (),
-               with_mask: bool = True) -> dict:
+               with_mask: bool = True,
+               sizes: Sequence[Tuple[int, int]] = ()) -> dict:
     """A data batch as a dataloader gives it: ``inputs`` (B of (3, H, W)
     uint8 BGR) and ``data_samples``; run it through the model's
     ``data_preprocessor``.
@@ -25,11 +26,13 @@ def make_batch(world: ShapesWorld,
     Each sample's ``texts`` are its segment names plus ``extra_texts[i]``
     absent class names (negatives), so text counts differ across the batch.
     ``empty[i]`` drops every instance of image i (all texts negative).
+    ``sizes[i]`` (h, w) overrides ``size`` for image i: a batch of
+    differently sized images, which the data preprocessor pads.
     """
-    h, w = size
     imgs, samples = [], []
     vocab = world.thing_classes + (world.stuff_classes if with_stuff else [])
     for i in range(num_images):
+        h, w = sizes[i] if i < len(sizes) else size
         img, segs, _ = world.sample()
         img = cv2.resize(img, (w, h))
         segs = [s for s in segs if with_stuff or s.is_thing]

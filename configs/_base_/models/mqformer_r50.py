@@ -121,7 +121,7 @@ model = dict(
             type='HungarianAssigner',
             match_costs=[
                 dict(type='FocalLossCost', weight=4.0),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xyxy'),
+                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
                 dict(type='IoUCost', iou_mode='giou', weight=2.0),
                 dict(
                     type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),

@@ -1,4 +1,5 @@
 """MQFormer: image -> segmentation encoder -> mixed-query decoder -> MQHead."""
+import math
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -8,8 +9,9 @@ from mmdet.models.detectors import DeformableDETR, DetectionTransformer
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
+from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
 from mmdet.utils import ConfigType, OptConfigType
-from ..layers import check_query_mode
+from ..layers import QuerySplit, check_query_mode
 from ..text_encoders import CLASS_TEXT
 
 
@@ -42,6 +44,12 @@ class MQFormer(DetectionTransformer):
         dn_cfg (dict, optional): :class:`OpenVocabCdnQueryGenerator` config
             (``label_noise_scale``, ``box_noise_scale``, ``group_cfg``);
             ``None`` disables denoising.
+        enc_mask_loss (bool): MaskDINO's unified query selection: the top-k
+            encoder proposals also predict masks, supervised like the
+            decoder's. Defaults to True.
+        mask_box_init (bool): MaskDINO's mask-enhanced anchors: conditional
+            queries start from the boxes of their proposals' masks instead of
+            the regressed proposal boxes. Defaults to True.
         fusion_head (dict): :class:`MQFusionHead` config; its ``test_cfg``
             defaults to the model's ``test_cfg`` (task switches).
     """
@@ -53,6 +61,8 @@ class MQFormer(DetectionTransformer):
                  num_learnable_queries: int = 100,
                  num_conditional_queries: int = 300,
                  dn_cfg: OptConfigType = None,
+                 enc_mask_loss: bool = True,
+                 mask_box_init: bool = True,
                  fusion_head: OptConfigType = dict(type='MQFusionHead'),
                  **kwargs) -> None:
         self.query_mode = check_query_mode(query_mode)
@@ -62,6 +72,8 @@ class MQFormer(DetectionTransformer):
                                 if query_mode != 'learnable' else 0)
         self.text_encoder_cfg = text_encoder
         self.dn_cfg = dn_cfg
+        self.enc_mask_loss = enc_mask_loss
+        self.mask_box_init = mask_box_init
         self.fusion_head_cfg = dict(fusion_head or dict(type='MQFusionHead'))
         super().__init__(
             *args,
@@ -134,17 +146,41 @@ class MQFormer(DetectionTransformer):
     def pre_transformer(self, img_feats: Tuple[Tensor],
                         batch_data_samples: OptSampleList = None
                         ) -> Tuple[Dict, Dict]:
-        """Backbone features go to the encoder; texts are embedded here."""
+        """Backbone features and the input padding mask go to the encoder;
+        texts are embedded here.
+
+        The padding mask (B, H, W) is True where the padded batch holds no
+        image (``batch_input_shape`` vs each ``img_shape``), as in mmdet's
+        ``DeformableDETR``; ``None`` when no image of the batch is padded.
+        """
         text_embeds, text_mask = self.encode_texts(batch_data_samples)
-        return dict(feats=img_feats), dict(
+        return dict(feats=img_feats,
+                    img_masks=self.padding_mask(img_feats[0],
+                                                batch_data_samples)), dict(
             text_embeds=text_embeds, text_mask=text_mask)
 
-    def forward_encoder(self, feats: Tuple[Tensor]) -> Dict:
+    @staticmethod
+    def padding_mask(feat: Tensor, batch_data_samples: SampleList
+                     ) -> Optional[Tensor]:
+        """(B, H, W) bool, True on padding; ``None`` if nothing is padded."""
+        H, W = batch_data_samples[0].batch_input_shape
+        shapes = [tuple(s.img_shape[:2]) for s in batch_data_samples]
+        if all(s == (H, W) for s in shapes):
+            return None
+        masks = feat.new_ones((len(shapes), H, W), dtype=torch.bool)
+        for b, (h, w) in enumerate(shapes):
+            masks[b, :h, :w] = False
+        return masks
+
+    def forward_encoder(self, feats: Tuple[Tensor],
+                        img_masks: Optional[Tensor] = None) -> Dict:
         """See :meth:`MQSegEncoder.forward` for the returned keys."""
-        return self.encoder(list(feats))
+        return self.encoder(list(feats), img_masks)
 
     def pre_decoder(self, memory: Tensor, spatial_shapes: Tensor,
                     text_embeds: Tensor, text_mask: Tensor,
+                    mask_features: Tensor,
+                    memory_mask: Optional[Tensor] = None,
                     batch_data_samples: OptSampleList = None,
                     **kwargs) -> Tuple[Dict, Dict]:
         """Assemble ``[denoising | conditional | learnable]`` queries.
@@ -153,39 +189,27 @@ class MQFormer(DetectionTransformer):
             memory (Tensor): (B, S, C) flattened encoder output.
             spatial_shapes (Tensor): (num_levels, 2).
             text_embeds (Tensor): (B, T, C); text_mask (Tensor): (B, T).
+            mask_features (Tensor): (B, C, H/4, W/4).
+            memory_mask (Tensor, optional): (B, S), True on padding.
 
         Returns:
             tuple[dict]: decoder inputs (``query`` (B, N, C),
-            ``reference_points`` (B, N, 4) normalised cxcywh, ``dn_mask``,
-            ``query_split``) and head inputs (``enc_outputs_class`` (B, N_c, T)
-            and ``enc_outputs_coord`` (B, N_c, 4) in training, ``dn_meta``).
+            ``reference_points`` (B, N, 4) cxcywh normalised to each image's
+            valid area, ``dn_mask``, ``query_split``) and head inputs
+            (``query_split``; in training ``enc_outputs_class`` (B, N_c, T),
+            ``enc_outputs_coord`` (B, N_c, 4), ``enc_outputs_mask_embed``
+            (B, N_c, C) with ``enc_mask_loss``, ``dn_meta``).
         """
         B = memory.size(0)
         queries, refs, head_inputs = [], [], {}
         if self.num_conditional:
-            output_memory, output_proposals = self.gen_encoder_output_proposals(
-                memory, None, spatial_shapes)
-            enc_class = self.bbox_head.text_logits(output_memory, text_embeds)
-            enc_coord_unact = self.bbox_head.reg_branches[
-                self.decoder.num_layers](output_memory) + output_proposals
-            # a proposal's score is its best real text
-            scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
-            k = min(self.num_conditional, scores.size(1))
-            topk = scores.topk(k, dim=1)[1]
-            T = enc_class.size(-1)
-            topk_class = torch.gather(enc_class, 1,
-                                      topk[..., None].expand(-1, -1, T))
-            topk_coord_unact = torch.gather(enc_coord_unact, 1,
-                                            topk[..., None].expand(-1, -1, 4))
-            topk_content = torch.gather(
-                output_memory, 1, topk[..., None].expand(-1, -1,
-                                                         self.embed_dims))
-            queries.append(topk_content.detach())
-            refs.append(topk_coord_unact.detach())
+            content, refs_unact, enc_outputs = self.select_queries(
+                memory, memory_mask, spatial_shapes, text_embeds, text_mask,
+                mask_features, batch_data_samples)
+            queries.append(content)
+            refs.append(refs_unact)
             if self.training:
-                head_inputs.update(
-                    enc_outputs_class=topk_class,
-                    enc_outputs_coord=topk_coord_unact.sigmoid())
+                head_inputs.update(enc_outputs)
         if self.num_learnable:
             queries.append(self.learnable_query.weight[None].expand(B, -1, -1))
             refs.append(self.learnable_reference.weight[None].expand(B, -1, -1))
@@ -205,18 +229,122 @@ class MQFormer(DetectionTransformer):
             query = torch.cat([dn_label_query, query], 1)
             reference_points = torch.cat([dn_bbox_query, reference_points], 1)
             head_inputs['dn_meta'] = dn_meta
+        query_split = QuerySplit(num_dn, num_c, self.num_learnable)
+        head_inputs['query_split'] = query_split
         decoder_inputs = dict(
             query=query,
             reference_points=reference_points.sigmoid(),
             dn_mask=dn_mask,
-            query_split=(num_dn, num_c, self.num_learnable))
+            query_split=query_split)
         return decoder_inputs, head_inputs
+
+    def select_queries(self, memory: Tensor, memory_mask: Optional[Tensor],
+                       spatial_shapes: Tensor, text_embeds: Tensor,
+                       text_mask: Tensor, mask_features: Tensor,
+                       batch_data_samples: SampleList
+                       ) -> Tuple[Tensor, Tensor, Dict]:
+        """MaskDINO's unified query selection: the top-k encoder proposals
+        (scored by their best real text; padding and border proposals never
+        qualify) become the N_c conditional queries.
+
+        With ``mask_box_init`` their anchor boxes are the boxes of their
+        predicted masks (mask-enhanced anchors, falling back to the regressed
+        proposal where a mask is empty); with ``enc_mask_loss`` their masks
+        are supervised with the encoder's class and box outputs.
+
+        Returns:
+            tuple: content (B, K, C) and inverse-sigmoid anchors (B, K, 4),
+            both detached, and the encoder outputs for the losses.
+        """
+        output_memory, output_proposals = self.gen_encoder_output_proposals(
+            memory, memory_mask, spatial_shapes)
+        enc_class = self.bbox_head.text_logits(output_memory, text_embeds)
+        enc_coord_unact = self.bbox_head.reg_branches[
+            self.decoder.num_layers](output_memory) + output_proposals
+        topk = self.topk_proposals(enc_class, text_mask, output_proposals)
+
+        def gather(x: Tensor) -> Tensor:
+            return torch.gather(x, 1, topk[..., None].expand(-1, -1,
+                                                             x.size(-1)))
+
+        topk_class, topk_coord_unact = gather(enc_class), gather(
+            enc_coord_unact)
+        topk_content = gather(output_memory)
+        outputs = dict(enc_outputs_class=topk_class,
+                       enc_outputs_coord=topk_coord_unact.sigmoid())
+        refs = topk_coord_unact.detach()
+        if self.enc_mask_loss or self.mask_box_init:
+            mask_embed = self.bbox_head.mask_embed(
+                self.decoder.norm(topk_content))
+            if self.enc_mask_loss:
+                outputs['enc_outputs_mask_embed'] = mask_embed
+            if self.mask_box_init:
+                with torch.no_grad():
+                    masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
+                                         mask_features)
+                    boxes, found = self.mask_boxes(masks, batch_data_samples)
+                    refs = torch.where(found[..., None],
+                                       inverse_sigmoid(boxes, eps=1e-3), refs)
+        return topk_content.detach(), refs, outputs
+
+    def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
+                       output_proposals: Tensor) -> Tensor:
+        """Indices (B, K) of the K = N_c best proposals. A proposal's score is
+        its best real text; proposals on padding or at the border (inf in
+        ``output_proposals`` (B, S, 4)) are never chosen.
+
+        Args:
+            enc_class (Tensor): (B, S, T) logits. text_mask (Tensor): (B, T).
+        """
+        scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
+        scores = scores.masked_fill(
+            torch.isinf(output_proposals).any(-1), float('-inf'))
+        k = min(self.num_conditional, scores.size(1))
+        return scores.topk(k, dim=1)[1]
+
+    @staticmethod
+    def mask_boxes(mask_logits: Tensor, batch_data_samples: SampleList
+                   ) -> Tuple[Tensor, Tensor]:
+        """Boxes of predicted masks, MaskDINO's mask-enhanced anchors.
+
+        Args:
+            mask_logits (Tensor): (B, K, h, w) at 1/4 of the padded input.
+
+        Returns:
+            tuple: (B, K, 4) cxcywh boxes of ``logit > 0`` inside each image's
+            valid area, normalised to it, and (B, K) bool, False for masks
+            that are empty there.
+        """
+        B, K, h, w = mask_logits.shape
+        H, W = batch_data_samples[0].batch_input_shape
+        boxes = mask_logits.new_zeros(B, K, 4)
+        found = mask_logits.new_zeros(B, K, dtype=torch.bool)
+        for b, sample in enumerate(batch_data_samples):
+            img_h, img_w = sample.img_shape[:2]
+            # the image's valid area at mask resolution, in mask pixels
+            vh, vw = img_h * h / H, img_w * w / W
+            fg = mask_logits[b, :, :math.ceil(vh), :math.ceil(vw)] > 0
+            rows, cols = fg.any(2), fg.any(1)  # (K, h'), (K, w')
+            ys = torch.arange(rows.size(1), device=fg.device)
+            xs = torch.arange(cols.size(1), device=fg.device)
+            big = max(rows.size(1), cols.size(1)) + 1
+            y0 = torch.where(rows, ys, big).amin(1).float()
+            y1 = torch.where(rows, ys, -1).amax(1).float() + 1
+            x0 = torch.where(cols, xs, big).amin(1).float()
+            x1 = torch.where(cols, xs, -1).amax(1).float() + 1
+            xyxy = torch.stack([x0 / vw, y0 / vh, x1 / vw, y1 / vh],
+                               -1).clamp(0, 1)
+            boxes[b] = bbox_xyxy_to_cxcywh(xyxy)
+            found[b] = rows.any(1)
+        return boxes, found
 
     def forward_decoder(self, query: Tensor, memory: Tensor,
                         reference_points: Tensor, spatial_shapes: Tensor,
                         level_start_index: Tensor, valid_ratios: Tensor,
-                        query_split: Tuple[int, int, int],
-                        dn_mask: Optional[Tensor] = None, **kwargs) -> Dict:
+                        query_split: QuerySplit,
+                        dn_mask: Optional[Tensor] = None,
+                        memory_mask: Optional[Tensor] = None,
+                        **kwargs) -> Dict:
         """Returns ``hidden_states`` (L + 1, B, N, C), the normed queries before
         the first layer and after each layer, and ``references``
         (L + 1, B, N, 4)."""
@@ -229,7 +357,8 @@ class MQFormer(DetectionTransformer):
             valid_ratios=valid_ratios,
             reg_branches=self.bbox_head.reg_branches,
             query_split=query_split,
-            self_attn_mask=dn_mask)
+            self_attn_mask=dn_mask,
+            key_padding_mask=memory_mask)
         hidden_states = torch.cat([self.decoder.norm(query)[None], inter_states])
         return dict(hidden_states=hidden_states, references=references)
 
@@ -251,6 +380,7 @@ class MQFormer(DetectionTransformer):
             spatial_shapes=enc['spatial_shapes'],
             level_start_index=enc['level_start_index'],
             valid_ratios=enc['valid_ratios'],
+            memory_mask=enc['memory_mask'],
             **decoder_inputs)
         head_inputs.update(decoder_outputs)
         head_inputs.update(text_dict)

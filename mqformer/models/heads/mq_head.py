@@ -2,7 +2,7 @@
 Hungarian matching over all queries, and the MaskDINO-style losses."""
 import copy
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -12,15 +12,24 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet.models.layers.transformer.utils import MLP
-from mmdet.models.utils import (get_uncertain_point_coords_with_randomness,
-                                multi_apply)
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
+from ..layers import QuerySplit
 
 MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost')
+
+
+class PredSet(NamedTuple):
+    """One set of query predictions of a batch (a decoder layer's, the
+    encoder proposals'): ``cls`` (B, N, T) logits, ``boxes`` (B, N, 4)
+    normalised cxcywh, ``mask_embeds`` (B, N, C) or ``None`` (no masks)."""
+    cls: Tensor
+    boxes: Tensor
+    mask_embeds: Optional[Tensor]
 
 
 @MODELS.register_module()
@@ -187,68 +196,160 @@ class MQHead(BaseModule):
             metas.append(meta)
         return gts, metas
 
+    def get_targets(self, pred_sets: List[PredSet], gts: List[InstanceData],
+                    metas: List[dict], mask_features: Optional[Tensor]
+                    ) -> List[Tuple[List[Tensor], List[Tensor]]]:
+        """Hungarian assignment of every matching prediction set.
+
+        Args:
+            pred_sets (list[PredSet]): ``(cls (B, N, T), boxes (B, N, 4),
+                mask_embeds (B, N, C) | None)`` per set (each decoder layer,
+                the encoder proposals).
+            mask_features (Tensor | None): (B, C, h, w).
+
+        Returns:
+            list[tuple]: per set, ``pos_inds[b]`` (P_b, ) and
+            ``pos_gt_inds[b]`` (P_b, ): query ``pos_inds[b][i]`` of image b
+            is matched to GT ``pos_gt_inds[b][i]``.
+        """
+        out = [([], []) for _ in pred_sets]
+        with torch.no_grad():  # the assignment needs no gradient
+            for b, (gt, meta) in enumerate(zip(gts, metas)):
+                per_set = self._get_targets_multi_set(
+                    [s.cls[b] for s in pred_sets],
+                    [s.boxes[b] for s in pred_sets],
+                    [None if s.mask_embeds is None else s.mask_embeds[b]
+                     for s in pred_sets], gt, meta,
+                    None if mask_features is None else mask_features[b])
+                for (pos, pos_gt), (p, g) in zip(out, per_set):
+                    pos.append(p)
+                    pos_gt.append(g)
+        return out
+
     def _get_targets_single(self, cls_score: Tensor, bbox_pred: Tensor,
                             mask_embed: Optional[Tensor],
                             gt_instances: InstanceData, img_meta: dict,
                             mask_feature: Optional[Tensor] = None
-                            ) -> Tuple[Tensor, ...]:
-        """Match one image's queries to its ground truth.
+                            ) -> Tuple[Tensor, Tensor]:
+        """Match one prediction set of one image; see
+        :meth:`_get_targets_multi_set`."""
+        return self._get_targets_multi_set([cls_score], [bbox_pred],
+                                           [mask_embed], gt_instances,
+                                           img_meta, mask_feature)[0]
 
-        Mask costs use ``num_points`` random points. Bilinear sampling is
-        linear, so the queries' mask logits there are ``mask_embed`` times
-        the mask features sampled at the points: the (N, h, w) masks are
-        never built for matching.
+    def _get_targets_multi_set(self, cls_scores: List[Tensor],
+                               bbox_preds: List[Tensor],
+                               mask_embeds: List[Optional[Tensor]],
+                               gt_instances: InstanceData, img_meta: dict,
+                               mask_feature: Optional[Tensor] = None
+                               ) -> List[Tuple[Tensor, Tensor]]:
+        """Match several prediction sets (e.g. every decoder layer) of one
+        image to its ground truth.
+
+        Mask costs use ``num_points`` random points, drawn once per image and
+        shared by the sets, so the mask features and the GT masks are sampled
+        once. Bilinear sampling is linear, so a query's mask logits there are
+        its ``mask_embed`` times the sampled mask features: the (N, h, w)
+        masks are never built for matching.
 
         Args:
-            cls_score (Tensor): (N, T) logits (padding texts included).
-            bbox_pred (Tensor): (N, 4) normalised cxcywh.
-            mask_embed (Tensor | None): (N, C) mask embeddings.
+            cls_scores (list[Tensor]): (N_s, T) logits (padding texts
+                included) per set.
+            bbox_preds (list[Tensor]): (N_s, 4) normalised cxcywh per set.
+            mask_embeds (list[Tensor | None]): (N_s, C) mask embeddings.
             gt_instances (InstanceData): see :meth:`preprocess_gt`.
             mask_feature (Tensor | None): (C, h, w) per-pixel features.
 
         Returns:
-            tuple: ``pos_inds`` (P, ), ``pos_gt_inds`` (P, ) into the GT.
+            list[tuple]: per set ``pos_inds`` (P, ) and ``pos_gt_inds`` (P, ).
         """
         num_texts = img_meta['num_texts']
         gt_masks = gt_instances.get('masks', None)
-        use_masks = mask_embed is not None and gt_masks is not None
-        img_h, img_w = img_meta['img_shape']
-        factor = bbox_pred.new_tensor([img_w, img_h, img_w, img_h])
-        pred = InstanceData(
-            scores=cls_score[:, :num_texts],
-            bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
+        img_h, img_w = img_meta['img_shape'][:2]
+        factor = bbox_preds[0].new_tensor([img_w, img_h, img_w, img_h])
         gt = InstanceData(labels=gt_instances.labels,
                           bboxes=gt_instances.bboxes)
-        if use_masks:
+        gt_masked = gt.clone()
+        feat = None
+        if gt_masks is not None and any(e is not None for e in mask_embeds):
             points = torch.rand((1, self.num_points, 2),
-                                device=cls_score.device)
+                                device=bbox_preds[0].device)
             feat = point_sample(mask_feature[None], points)[0]  # (C, P)
-            pred.masks = mask_embed @ feat
-            gt.masks = point_sample(
+            gt_masked.masks = point_sample(
                 gt_masks.unsqueeze(1).float(),
                 points.repeat(len(gt_masks), 1, 1)).squeeze(1)
-        assigner = self.assigner if use_masks else self.box_assigner
-        result = assigner.assign(pred, gt, img_meta=img_meta)
-        pos_inds = torch.nonzero(result.gt_inds > 0).squeeze(-1)
-        return pos_inds, result.gt_inds[pos_inds] - 1
+        results = []
+        for cls_score, bbox_pred, mask_embed in zip(cls_scores, bbox_preds,
+                                                    mask_embeds):
+            pred = InstanceData(
+                scores=cls_score[:, :num_texts],
+                bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
+            if feat is not None and mask_embed is not None:
+                pred.masks = mask_embed @ feat
+                result = self.assigner.assign(pred, gt_masked,
+                                              img_meta=img_meta)
+            else:
+                result = self.box_assigner.assign(pred, gt, img_meta=img_meta)
+            pos_inds = torch.nonzero(result.gt_inds > 0).squeeze(-1)
+            results.append((pos_inds, result.gt_inds[pos_inds] - 1))
+        return results
+
+    def get_dn_targets(self, gts: List[InstanceData], dn_meta: dict
+                       ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Denoising assignment (DINO's layout): each group is ``max_gts``
+        positive queries then ``max_gts`` negative ones; positive query i of
+        every group reconstructs GT i, negatives get no target.
+
+        Returns:
+            tuple: ``pos_inds[b]`` and ``pos_gt_inds[b]`` as in
+            :meth:`get_targets`, indices into the denoising queries.
+        """
+        num_groups = dn_meta['num_denoising_groups']
+        max_gts = dn_meta['num_denoising_queries'] // (2 * num_groups)
+        pos_inds, pos_gt_inds = [], []
+        for gt in gts:
+            device = gt.labels.device
+            t = torch.arange(len(gt.labels), device=device)
+            groups = torch.arange(num_groups, device=device)
+            pos_inds.append((t[None] + 2 * max_gts * groups[:, None]).flatten())
+            pos_gt_inds.append(t.repeat(num_groups))
+        return pos_inds, pos_gt_inds
+
+    @staticmethod
+    def split_outputs(cls_scores: Tensor, bbox_preds: Tensor,
+                      mask_embeds: Tensor, query_split: QuerySplit
+                      ) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+        """(L + 1, B, N, *) outputs -> (denoising part, matching part)."""
+        dn = (cls_scores[:, :, query_split.dn], bbox_preds[:, :, query_split.dn],
+              mask_embeds[:, :, query_split.dn])
+        match = (cls_scores[:, :, query_split.matching],
+                 bbox_preds[:, :, query_split.matching],
+                 mask_embeds[:, :, query_split.matching])
+        return dn, match
 
     # ------------------------------------------------------------- losses
     def loss(self, hidden_states: Tensor, references: Tensor,
              mask_features: Tensor, text_embeds: Tensor, text_mask: Tensor,
              batch_data_samples: SampleList,
+             query_split: Optional[QuerySplit] = None,
              enc_outputs_class: Optional[Tensor] = None,
              enc_outputs_coord: Optional[Tensor] = None,
+             enc_outputs_mask_embed: Optional[Tensor] = None,
              dn_meta: Optional[dict] = None) -> Dict[str, Tensor]:
         """All MQ-Former losses.
 
         Args:
             hidden_states, references, mask_features, text_embeds: as in
-                :meth:`forward`; the first ``dn_meta['num_denoising_queries']``
-                queries are denoising queries.
+                :meth:`forward`.
             text_mask (Tensor): (B, T) True for real texts.
+            query_split (QuerySplit, optional): the query layout; without it
+                the first ``dn_meta['num_denoising_queries']`` queries are
+                denoising queries and the rest matching ones.
             enc_outputs_class (Tensor, optional): top-k encoder proposal
                 logits (B, K, T).
             enc_outputs_coord (Tensor, optional): their boxes (B, K, 4).
+            enc_outputs_mask_embed (Tensor, optional): their mask embeddings
+                (B, K, C) (MaskDINO's unified query selection).
             dn_meta (dict, optional): from the denoising query generator.
 
         Returns:
@@ -259,71 +360,72 @@ class MQHead(BaseModule):
         gts, metas = self.preprocess_gt(batch_data_samples)
         for meta, m in zip(metas, text_mask):
             meta['num_texts'] = int(m.sum())
+        if query_split is None:
+            num_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
+            query_split = QuerySplit(num_dn, hidden_states.size(2) - num_dn)
+        query_split = QuerySplit(*query_split)
         # the (L + 1, B, N, h, w) masks are never built in training: matching
         # samples points, the losses need only the matched queries' masks
-        cls_scores = self.text_logits(hidden_states, text_embeds)
-        bboxes, mask_embeds = references, self.mask_embed(hidden_states)
-        num_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
-        losses = {}
-        num_layers = len(cls_scores)
-        for i in range(num_layers):
-            prefix = '' if i == num_layers - 1 else f'd{i}.'
-            layer_losses = self.loss_matching(cls_scores[i][:, num_dn:],
-                                              bboxes[i][:, num_dn:],
-                                              mask_embeds[i][:, num_dn:],
-                                              text_mask, gts, metas,
-                                              mask_features)
-            losses.update({prefix + k: v for k, v in layer_losses.items()})
-            if num_dn > 0:
-                dn_losses = self.loss_dn(cls_scores[i][:, :num_dn],
-                                         bboxes[i][:, :num_dn],
-                                         mask_embeds[i][:, :num_dn],
-                                         text_mask, gts, metas, dn_meta,
-                                         mask_features)
-                losses.update(
-                    {f'{prefix}dn_{k}': v
-                     for k, v in dn_losses.items()})
+        (dn_cls, dn_boxes, dn_embeds), (cls, boxes, embeds) = \
+            self.split_outputs(self.text_logits(hidden_states, text_embeds),
+                               references, self.mask_embed(hidden_states),
+                               query_split)
+        num_layers = len(cls)
+        names = ['' if i == num_layers - 1 else f'd{i}.'
+                 for i in range(num_layers)]
+        sets = [PredSet(cls[i], boxes[i], embeds[i]) for i in range(num_layers)]
         if enc_outputs_class is not None:
-            enc_losses = self.loss_matching(enc_outputs_class,
-                                            enc_outputs_coord, None,
-                                            text_mask, gts, metas)
-            losses.update({f'enc_{k}': v for k, v in enc_losses.items()})
-        return losses
+            names.append('enc_')
+            sets.append(PredSet(enc_outputs_class, enc_outputs_coord,
+                                enc_outputs_mask_embed))
+        assignments = self.get_targets(sets, gts, metas, mask_features)
+        if query_split.num_dn > 0:
+            dn_assignment = self.get_dn_targets(gts, dn_meta)
+            for i in range(num_layers):
+                names.append(f'{names[i]}dn_')
+                sets.append(PredSet(dn_cls[i], dn_boxes[i], dn_embeds[i]))
+                assignments.append(dn_assignment)
+        return self.loss_by_assignments(sets, names, assignments, text_mask,
+                                        gts, metas, mask_features)
 
-    def loss_matching(self, cls_scores: Tensor, bbox_preds: Tensor,
-                      mask_embeds: Optional[Tensor], text_mask: Tensor,
-                      gts: List[InstanceData], metas: List[dict],
-                      mask_features: Optional[Tensor] = None
-                      ) -> Dict[str, Tensor]:
-        """Hungarian-matched losses of one prediction set.
+    def loss_by_assignments(self, pred_sets: List[PredSet], prefixes: List[str],
+                            assignments: List[Tuple[List[Tensor],
+                                                    List[Tensor]]],
+                            text_mask: Tensor, gts: List[InstanceData],
+                            metas: List[dict],
+                            mask_features: Optional[Tensor] = None
+                            ) -> Dict[str, Tensor]:
+        """Focal, L1 and GIoU losses per prediction set, and the point-sampled
+        BCE + dice mask losses of all sets at once (one mask build and one
+        point-sampling call for every matched query of every set).
 
         Args:
-            cls_scores (Tensor): (B, N, T). bbox_preds (Tensor): (B, N, 4).
-            mask_embeds (Tensor | None): (B, N, C) mask embeddings.
+            pred_sets (list[PredSet]): see :meth:`get_targets`.
+            prefixes (list[str]): loss-name prefix per set.
+            assignments (list[tuple]): per set, ``(pos_inds, pos_gt_inds)``.
             mask_features (Tensor | None): (B, C, h, w).
         """
-        B = len(gts)
-        with torch.no_grad():  # the assignment needs no gradient
-            no_masks = [None] * B
-            pos_inds, pos_gt_inds = multi_apply(
-                self._get_targets_single, list(cls_scores), list(bbox_preds),
-                no_masks if mask_embeds is None else list(mask_embeds), gts,
-                metas, no_masks if mask_embeds is None else list(mask_features))
-        return self.loss_by_assignment(cls_scores, bbox_preds, mask_embeds,
-                                       text_mask, gts, metas, pos_inds,
-                                       pos_gt_inds, mask_features)
+        losses = {}
+        mask_sets = []
+        for pred, prefix, (pos_inds, pos_gt_inds) in zip(
+                pred_sets, prefixes, assignments):
+            set_losses = self.loss_cls_box(pred.cls, pred.boxes, text_mask,
+                                           gts, metas, pos_inds, pos_gt_inds)
+            losses.update({prefix + k: v for k, v in set_losses.items()})
+            if pred.mask_embeds is not None:
+                mask_sets.append((prefix, pred.mask_embeds, pos_inds,
+                                  pos_gt_inds))
+        if mask_sets:
+            losses.update(self.loss_masks(mask_sets, mask_features, gts))
+        return losses
 
-    def loss_by_assignment(self, cls_scores: Tensor, bbox_preds: Tensor,
-                           mask_embeds: Optional[Tensor], text_mask: Tensor,
-                           gts: List[InstanceData], metas: List[dict],
-                           pos_inds: List[Tensor],
-                           pos_gt_inds: List[Tensor],
-                           mask_features: Optional[Tensor] = None
-                           ) -> Dict[str, Tensor]:
-        """Focal, L1, GIoU, point-sampled BCE and dice losses for given
-        query-to-GT assignments (``pos_inds[b]`` query i of image b is matched
-        to GT ``pos_gt_inds[b][i]``). ``mask_embeds`` (B, N, C) and
-        ``mask_features`` (B, C, h, w) give the masks."""
+    def loss_cls_box(self, cls_scores: Tensor, bbox_preds: Tensor,
+                     text_mask: Tensor, gts: List[InstanceData],
+                     metas: List[dict], pos_inds: List[Tensor],
+                     pos_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
+        """Focal loss over the image's texts, L1 (normalised cxcywh) and GIoU
+        (pixels) on the matched boxes of one prediction set, ``cls_scores``
+        (B, N, T) and ``bbox_preds`` (B, N, 4)."""
         B, N, T = cls_scores.shape
         cls_targets = cls_scores.new_zeros(B, N, T)
         for b in range(B):
@@ -337,11 +439,9 @@ class MQHead(BaseModule):
                 cls_targets.reshape(-1, T),
                 cls_weights.reshape(-1, T),
                 avg_factor=avg))
-
-        # boxes
         pos_boxes, tgt_boxes, factors = [], [], []
         for b in range(B):
-            img_h, img_w = metas[b]['img_shape']
+            img_h, img_w = metas[b]['img_shape'][:2]
             f = bbox_preds.new_tensor([img_w, img_h, img_w, img_h])
             pos_boxes.append(bbox_preds[b, pos_inds[b]])
             tgt_boxes.append(gts[b].bboxes[pos_gt_inds[b]] / f)
@@ -359,32 +459,45 @@ class MQHead(BaseModule):
                 bbox_cxcywh_to_xyxy(pos_boxes) * factors,
                 tgt_boxes * factors,
                 avg_factor=avg)
-        if mask_embeds is not None:
-            losses.update(
-                self.loss_masks(mask_embeds, mask_features, gts, pos_inds,
-                                pos_gt_inds))
         return losses
 
-    def loss_masks(self, mask_embeds: Tensor, mask_features: Tensor,
-                   gts: List[InstanceData], pos_inds: List[Tensor],
-                   pos_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
-        """Point-sampled BCE + dice on matched queries of images with masks;
-        only their masks (P, h, w) are built, from ``mask_embeds`` (B, N, C)
-        and ``mask_features`` (B, C, h, w)."""
-        preds, targets = [], []
-        for b, gt in enumerate(gts):
+    def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
+                   gts: List[InstanceData]) -> Dict[str, Tensor]:
+        """Point-sampled BCE + dice on the matched queries of images with
+        masks, for several prediction sets at once.
+
+        Only the matched queries' masks (M, h, w) are built, image by image
+        from ``mask_embeds`` (B, N_s, C) and ``mask_features`` (B, C, h, w);
+        Mask2Former's uncertainty point sampling runs once over all of them
+        and each set's losses are its masks' share, averaged over its own
+        number of masks (as if every set were computed alone).
+
+        Args:
+            mask_sets (list[tuple]): ``(prefix, mask_embeds, pos_inds,
+                pos_gt_inds)`` per set.
+        """
+        preds, targets, set_ids = [], [], []
+        for b, (gt, feat) in enumerate(zip(gts, mask_features)):
             if 'masks' not in gt:
                 continue
-            preds.append(torch.einsum('nc,chw->nhw',
-                                      mask_embeds[b, pos_inds[b]],
-                                      mask_features[b]))
-            targets.append(gt.masks[pos_gt_inds[b]])
+            embeds, tgt = [], []
+            for s, (_, mask_embeds, pos_inds, pos_gt_inds) in enumerate(
+                    mask_sets):
+                embeds.append(mask_embeds[b, pos_inds[b]])
+                tgt.append(pos_gt_inds[b])
+                set_ids.append(torch.full_like(pos_inds[b], s))
+            preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
+            targets.append(gt.masks[torch.cat(tgt)])
+        S = len(mask_sets)
+        anchor = sum(e.sum() for _, e, _, _ in mask_sets) * 0
         num = sum(len(p) for p in preds)
-        avg = reduce_mean(mask_embeds.new_tensor([num])).clamp(min=1).item()
         if num == 0:
-            zero = mask_embeds.sum() * 0
-            return dict(loss_mask=zero, loss_dice=zero)
+            return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
+                    for k in ('loss_mask', 'loss_dice')}
         preds, targets = torch.cat(preds), torch.cat(targets)
+        set_ids = torch.cat(set_ids)
+        counts = torch.bincount(set_ids, minlength=S).float()
+        avgs = reduce_mean(counts).clamp(min=1)
         with torch.no_grad():
             points = get_uncertain_point_coords_with_randomness(
                 preds.unsqueeze(1), None, self.num_points,
@@ -392,33 +505,17 @@ class MQHead(BaseModule):
             point_targets = point_sample(targets.unsqueeze(1).float(),
                                          points).squeeze(1)
         point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
-        loss_dice = self.loss_dice(point_preds, point_targets, avg_factor=avg)
-        loss_mask = self.loss_mask(
-            point_preds.reshape(-1),
-            point_targets.reshape(-1),
-            avg_factor=avg * self.num_points)
-        return dict(loss_mask=loss_mask, loss_dice=loss_dice)
-
-    def loss_dn(self, cls_scores: Tensor, bbox_preds: Tensor,
-                mask_embeds: Tensor, text_mask: Tensor,
-                gts: List[InstanceData], metas: List[dict],
-                dn_meta: dict,
-                mask_features: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Denoising losses: positive DN queries reconstruct their GT (class,
-        box, mask); negative ones are pushed to no text. Layout as in DINO:
-        each group is ``max_gts`` positives then ``max_gts`` negatives."""
-        num_groups = dn_meta['num_denoising_groups']
-        max_gts = dn_meta['num_denoising_queries'] // (2 * num_groups)
-        pos_inds, pos_gt_inds = [], []
-        for gt in gts:
-            n = len(gt.labels)
-            t = torch.arange(n, device=cls_scores.device)
-            groups = torch.arange(num_groups, device=cls_scores.device)
-            pos_inds.append((t[None] + 2 * max_gts * groups[:, None]).flatten())
-            pos_gt_inds.append(t.repeat(num_groups))
-        return self.loss_by_assignment(cls_scores, bbox_preds, mask_embeds,
-                                       text_mask, gts, metas, pos_inds,
-                                       pos_gt_inds, mask_features)
+        dice = self.loss_dice(point_preds, point_targets,
+                              reduction_override='none')  # (M, )
+        bce = self.loss_mask(point_preds, point_targets,
+                             reduction_override='none').mean(1)  # (M, )
+        per_set_dice = dice.new_zeros(S).index_add(0, set_ids, dice) / avgs
+        per_set_bce = bce.new_zeros(S).index_add(0, set_ids, bce) / avgs
+        losses = {}
+        for s, (prefix, *_) in enumerate(mask_sets):
+            losses[f'{prefix}loss_mask'] = per_set_bce[s] + anchor
+            losses[f'{prefix}loss_dice'] = per_set_dice[s] + anchor
+        return losses
 
     # ------------------------------------------------------------- inference
     def predict(self, hidden_states: Tensor, references: Tensor,

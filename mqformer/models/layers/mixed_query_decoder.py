@@ -14,6 +14,7 @@ from mmdet.models.layers.transformer.utils import (MLP, coordinate_to_encoding,
                                                    inverse_sigmoid)
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType
+from .query_split import QuerySplit
 
 QUERY_MODES = ('mixed', 'learnable', 'conditional')
 
@@ -31,7 +32,8 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
     cross-attention -> FFN, each with its own residual and norm.
 
     The queries are laid out as ``[denoising | conditional | learnable]``
-    (``query_split`` gives the three counts). Dual-query cross-attention:
+    (``query_split``, a :class:`QuerySplit`, gives the three counts).
+    Dual-query cross-attention:
 
     - conditional-to-learnable: learnable queries attend to the conditional
       (matching) queries;
@@ -64,15 +66,17 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
             self.l2c_norm = build_norm_layer(self.norm_cfg, self.embed_dims)[1]
 
     def dual_query_cross_attn(self, query: Tensor, query_pos: Tensor,
-                              query_split: Tuple[int, int, int]) -> Tensor:
+                              query_split: QuerySplit) -> Tensor:
         """(B, N_dn + N_c + N_l, C) -> same shape."""
-        num_dn, num_c, num_l = query_split
-        if not self.with_dual_attn or num_c == 0 or num_l == 0:
+        split = QuerySplit(*query_split)
+        if not self.with_dual_attn or not (split.num_conditional
+                                           and split.num_learnable):
             return query
-        cond, learn = query[:, :num_dn + num_c], query[:, num_dn + num_c:]
-        cond_pos = query_pos[:, :num_dn + num_c]
-        learn_pos = query_pos[:, num_dn + num_c:]
-        matching_cond, matching_cond_pos = cond[:, num_dn:], cond_pos[:, num_dn:]
+        end = split.learnable.start  # denoising + conditional
+        cond, learn = query[:, :end], query[:, split.learnable]
+        cond_pos, learn_pos = query_pos[:, :end], query_pos[:, split.learnable]
+        matching_cond = query[:, split.conditional]
+        matching_cond_pos = query_pos[:, split.conditional]
         new_learn = self.c2l_norm(
             self.c2l_attn(
                 query=learn,
@@ -93,7 +97,7 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
                 query: Tensor,
                 query_pos: Tensor,
                 value: Tensor,
-                query_split: Tuple[int, int, int],
+                query_split: QuerySplit,
                 self_attn_mask: Optional[Tensor] = None,
                 key_padding_mask: Optional[Tensor] = None,
                 **kwargs) -> Tensor:
@@ -101,7 +105,7 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
         Args:
             query, query_pos (Tensor): (B, N_dn + N_c + N_l, C).
             value (Tensor): encoder memory (B, sum(H_l*W_l), C).
-            query_split (tuple[int]): (N_dn, N_c, N_l).
+            query_split (QuerySplit): (N_dn, N_c, N_l).
             self_attn_mask (Tensor, optional): (N, N) denoising mask, True =
                 blocked.
             kwargs: ``reference_points`` (B, N, num_levels, 4),
@@ -174,7 +178,7 @@ class MixedQueryDecoder(DinoTransformerDecoder):
     def forward(self, query: Tensor, value: Tensor, reference_points: Tensor,
                 spatial_shapes: Tensor, level_start_index: Tensor,
                 valid_ratios: Tensor, reg_branches: nn.ModuleList,
-                query_split: Tuple[int, int, int],
+                query_split: QuerySplit,
                 self_attn_mask: Optional[Tensor] = None,
                 key_padding_mask: Optional[Tensor] = None,
                 **kwargs) -> Tuple[Tensor, Tensor]:
@@ -187,7 +191,7 @@ class MixedQueryDecoder(DinoTransformerDecoder):
             level_start_index (Tensor): (num_levels, ).
             valid_ratios (Tensor): (B, num_levels, 2).
             reg_branches (ModuleList): per-layer box deltas, C -> 4.
-            query_split (tuple[int]): (N_dn, N_c, N_l).
+            query_split (QuerySplit): (N_dn, N_c, N_l).
             self_attn_mask (Tensor, optional): (N, N), True = blocked.
 
         Returns:

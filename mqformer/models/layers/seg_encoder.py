@@ -1,10 +1,12 @@
 """MaskDINO-style segmentation encoder on top of mmdet's MSDeformAttnPixelDecoder."""
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor
 
+from mmdet.models.detectors import DeformableDETR
 from mmdet.models.layers import MSDeformAttnPixelDecoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
@@ -19,6 +21,11 @@ class MQSegEncoder(MSDeformAttnPixelDecoder):
     through an FPN. As in MaskDINO, ``num_extra_levels`` stride-2 convolutions
     on the last backbone level add coarser levels, and the encoded levels are
     also returned flattened so that query selection can read them.
+
+    Unlike the parent (which never masks padding), a batch of differently
+    sized images is encoded as mmdet's ``DeformableDETR`` does: a padding
+    mask per level, positions and reference points normalised to each
+    image's valid area, valid ratios, and padded keys masked out.
 
     The encoder's ``layer_cfg.self_attn_cfg.num_levels`` counts the encoded
     levels including the extra ones.
@@ -68,37 +75,103 @@ class MQSegEncoder(MSDeformAttnPixelDecoder):
                 act_cfg=None) for i in range(num_extra_levels)
         ])
 
-    def forward(self, feats: List[Tensor]) -> Dict[str, Tensor]:
+    def forward(self, feats: List[Tensor],
+                img_masks: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """
         Args:
             feats (list[Tensor]): backbone levels, each (B, C_l, H_l, W_l).
+            img_masks (Tensor, optional): (B, H, W) at the padded input size,
+                True on padding (mmdet's ``DeformableDETR`` convention).
+                ``None``: no padding.
 
         Returns:
             dict: ``mask_features`` (B, C, H/4, W/4); ``multi_scale_features``,
             the encoded levels coarse->fine, each (B, C, H_l, W_l); ``memory``,
-            them flattened (B, sum(H_l*W_l), C); ``spatial_shapes``
-            (num_levels, 2) as (h, w); ``level_start_index`` (num_levels, );
-            ``valid_ratios`` (B, num_levels, 2) (ones: padding is not masked,
-            as in Mask2Former).
+            them flattened (B, S, C), S = sum(H_l*W_l); ``memory_mask``
+            (B, S), True on padding (``None`` without ``img_masks``);
+            ``spatial_shapes`` (num_levels, 2) as (h, w);
+            ``level_start_index`` (num_levels, ); ``valid_ratios``
+            (B, num_levels, 2) as (w, h) fractions of each level that hold
+            the image.
         """
         feats = list(feats)
         x = feats[-1]
         for conv in self.extra_convs:
             x = conv(x)
             feats.append(x)
-        mask_features, ms_feats = super().forward(feats)
-        ms_feats = ms_feats[:self.num_encoder_levels]
-        spatial_shapes = torch.as_tensor([f.shape[-2:] for f in ms_feats],
-                                         dtype=torch.long,
-                                         device=mask_features.device)
+        enc = self.encode_levels(feats, img_masks)
+        mask_features, ms_feats = self.fpn(feats, enc['multi_scale_features'])
+        enc.update(mask_features=mask_features, multi_scale_features=ms_feats)
+        return enc
+
+    @staticmethod
+    def level_masks(img_masks: Optional[Tensor],
+                    feat: Tensor) -> Tensor:
+        """(B, H, W) input padding mask -> (B, h, w) bool mask of ``feat``."""
+        if img_masks is None:
+            return feat.new_zeros((feat.size(0), ) + feat.shape[-2:],
+                                  dtype=torch.bool)
+        return F.interpolate(img_masks[None].float(),
+                             size=feat.shape[-2:]).to(torch.bool)[0]
+
+    def encode_levels(self, feats: List[Tensor],
+                      img_masks: Optional[Tensor]) -> Dict[str, Tensor]:
+        """Deformable self-attention over the coarsest ``num_encoder_levels``
+        levels with padding masked: positions, reference points and the
+        attention's sampling are normalised to each image's valid area, as
+        in mmdet's ``DeformableDETR``. Returns the memory and its geometry
+        (keys as in :meth:`forward`) and the encoded levels coarse->fine."""
+        B = feats[0].size(0)
+        inputs, pos, masks, shapes = [], [], [], []
+        for i in range(self.num_encoder_levels):
+            level_idx = self.num_input_levels - i - 1
+            feat = feats[level_idx]
+            mask = self.level_masks(img_masks, feat)
+            level_pos = self.postional_encoding(mask) + \
+                self.level_encoding.weight[i].view(1, -1, 1, 1)
+            inputs.append(self.input_convs[i](feat).flatten(2).transpose(1, 2))
+            pos.append(level_pos.flatten(2).transpose(1, 2))
+            masks.append(mask)
+            shapes.append(feat.shape[-2:])
+        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long,
+                                         device=feats[0].device)
         level_start_index = torch.cat((spatial_shapes.new_zeros(
             (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
-        memory = torch.cat([f.flatten(2).transpose(1, 2) for f in ms_feats], 1)
-        valid_ratios = memory.new_ones(memory.size(0), len(ms_feats), 2)
-        return dict(
-            mask_features=mask_features,
-            multi_scale_features=ms_feats,
-            memory=memory,
+        valid_ratios = torch.stack(
+            [DeformableDETR.get_valid_ratio(m) for m in masks], 1)
+        memory_mask = torch.cat([m.flatten(1) for m in masks], 1)
+        reference_points = self.encoder.get_encoder_reference_points(
+            spatial_shapes, valid_ratios, device=feats[0].device)
+        memory = self.encoder(
+            query=torch.cat(inputs, 1),
+            query_pos=torch.cat(pos, 1),
+            key_padding_mask=memory_mask,
             spatial_shapes=spatial_shapes,
+            reference_points=reference_points,
             level_start_index=level_start_index,
             valid_ratios=valid_ratios)
+        levels = memory.split([h * w for h, w in shapes], 1)
+        levels = [
+            lvl.transpose(1, 2).reshape(B, -1, h, w)
+            for lvl, (h, w) in zip(levels, shapes)
+        ]
+        return dict(
+            memory=memory,
+            memory_mask=memory_mask if img_masks is not None else None,
+            spatial_shapes=spatial_shapes,
+            level_start_index=level_start_index,
+            valid_ratios=valid_ratios,
+            multi_scale_features=levels)
+
+    def fpn(self, feats: List[Tensor], encoded: List[Tensor]
+            ) -> Tuple[Tensor, List[Tensor]]:
+        """The parent's FPN over the levels the encoder did not see ->
+        (B, C, H/4, W/4) mask features and the encoded levels coarse->fine."""
+        outs = list(encoded)
+        for i in range(self.num_input_levels - self.num_encoder_levels - 1,
+                       -1, -1):
+            cur = self.lateral_convs[i](feats[i])
+            y = cur + F.interpolate(outs[-1], size=cur.shape[-2:],
+                                    mode='bilinear', align_corners=False)
+            outs.append(self.output_convs[i](y))
+        return self.mask_feature(outs[-1]), outs[:self.num_encoder_levels]
