@@ -33,7 +33,10 @@ def build(cfg_path: str, **model_overrides):
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(cfg_path)
-    cfg.model.update(model_overrides)
+    # dotted keys reach nested settings: {'bbox_head.num_points': 1024}
+    cfg.model.update({k: v for k, v in model_overrides.items() if '.' not in k})
+    cfg.merge_from_dict({f'model.{k}': v for k, v in model_overrides.items()
+                         if '.' in k})
     # same inputs for every model: Mask2Former's LSJ config pads each
     # training batch to 1024x1024 (BatchFixedSizePad), which would make its
     # training step 4-7x the pixels of the others'

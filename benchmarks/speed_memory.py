@@ -29,6 +29,7 @@ from common import (MINILM, REPO, build, coco_classes, make_data,
 MQ_CFG = f'{REPO}/configs/mqformer/mqformer_r50_8xb2-50e_coco-instance.py'
 M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
+MQ_ALL_DN = 'MQ-Former R50 mixed, masks of every DN group'
 MODELS = {
     M2F: (mmdet_config(
         'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'), {}),
@@ -37,7 +38,12 @@ MODELS = {
     MQ: (MQ_CFG, dict(query_mode='mixed')),
     MQ_COND: (MQ_CFG, dict(query_mode='conditional')),
     'MQ-Former R50 learnable 100': (MQ_CFG, dict(query_mode='learnable')),
+    # MaskDINO's recipe: the masks of every denoising group are supervised
+    MQ_ALL_DN: (MQ_CFG, {'query_mode': 'mixed',
+                         'bbox_head.num_dn_mask_groups': None}),
 }
+
+INFER_MODELS = tuple(m for m in MODELS if m != MQ_ALL_DN)  # same at test
 
 
 SECTIONS = ('infer512', 'infer800', 'text', 'train', 'scaling')
@@ -125,7 +131,10 @@ def worker(args):
             infer_fn(model, d)()
             out[f'calls_on_repeat{key}'] = enc.num_encoded - n
     elif training:
-        out = timeit_interleaved(fns, args.runs)
+        raw = {}
+        out = timeit_interleaved(fns, args.runs, raw=raw)
+        for k, times in raw.items():
+            out[f'min{k}'], out[f'max{k}'] = min(times), max(times)
     else:
         # post-processing cost depends on how many distinct queries reach
         # the top-k, which random weights decide: time the network apart
@@ -179,28 +188,39 @@ def compare(what, h, w, runs, threads, models=tuple(MODELS)):
     peak MB)}."""
     cases = [dict(model=m, h=h, w=w) for m in models]
     lat = run_worker(what, cases, runs, threads)
-    return {m: (lat[str(i)], lat.get(f'net{i}'),
-                run_worker('peak-' + what, [c], 1, threads)['peak_rss_mb'])
-            for i, (m, c) in enumerate(zip(models, cases))}
+    res = {m: (lat[str(i)], lat.get(f'net{i}'),
+               run_worker('peak-' + what, [c], 1, threads)['peak_rss_mb'])
+           for i, (m, c) in enumerate(zip(models, cases))}
+    spread = {m: (lat[f'min{i}'], lat[f'max{i}'])
+              for i, m in enumerate(models) if f'min{i}' in lat}
+    return res, spread
 
 
-def print_table(res):
+def print_table(res, spread=None):
     ref_t, ref_n, ref_m = res[M2F]
     net = ref_n is not None
     head = '| model | time (s) | vs Mask2Former |'
+    if spread:
+        head += ' min-max (s) | ratio range |'
     if net:
         head += ' network only (s) | vs Mask2Former |'
     print(head + ' peak RSS (MB) | vs Mask2Former |\n' +
-          '| --- ' * (head.count('|') + 1) + '|')
+          '| --- ' * (head.count('|') - 1) + '|')
     for m, (t, n, mem) in res.items():
         row = f'| {m} | {t:.2f} | {t / ref_t:.2f}x |'
+        if spread:
+            (lo, hi), (rlo, rhi) = spread[m], spread[M2F]
+            # the extremes of this model against the peer's opposite ones
+            row += f' {lo:.2f}-{hi:.2f} | {lo / rhi:.2f}-{hi / rlo:.2f}x |'
         if net:
             row += f' {n:.2f} | {n / ref_n:.2f}x |'
         print(row + f' {mem:.0f} | {mem / ref_m:.2f}x |')
-    print(f'\nmixed-query overhead over conditional-only: '
-          f'{100 * (res[MQ][0] / res[MQ_COND][0] - 1):+.1f}%' +
-          (f' end to end, {100 * (res[MQ][1] / res[MQ_COND][1] - 1):+.1f}% '
-           'network only' if net else ''))
+    if MQ in res and MQ_COND in res:
+        print(f'\nmixed-query overhead over conditional-only: '
+              f'{100 * (res[MQ][0] / res[MQ_COND][0] - 1):+.1f}%' +
+              (f' end to end, '
+               f'{100 * (res[MQ][1] / res[MQ_COND][1] - 1):+.1f}% '
+               'network only' if net else ''))
 
 
 def linear_fit(xs, ys):
@@ -226,6 +246,9 @@ def main():
                    help='side of the training images (batch 2)')
     p.add_argument('--sections', default=','.join(SECTIONS),
                    help=f'comma-separated subset of {SECTIONS}')
+    p.add_argument('--models', default='',
+                   help='training table: comma-separated subset of '
+                   f'{list(MODELS)} (Mask2Former is always measured)')
     p.add_argument('--quick', action='store_true',
                    help='512 px inference and the text cost only')
     args = p.parse_args()
@@ -241,7 +264,7 @@ def main():
             continue
         print(f'\n### inference {h}x{w}, batch 1 (predict, post-processing '
               'included)\n')
-        print_table(compare('infer', h, w, R, T))
+        print_table(compare('infer', h, w, R, T, INFER_MODELS)[0])
 
     if 'text' in sections:
         text_cost(R, T)
@@ -249,7 +272,10 @@ def main():
         S = args.train_size
         print(f'\n### training step, batch 2, {S}x{S} (forward, backward, '
               'AdamW)\n')
-        print_table(compare('train', S, S, R, T))
+        models = args.models.split(',') if args.models else tuple(MODELS)
+        if M2F not in models:
+            models = [M2F, *models]
+        print_table(*compare('train', S, S, R, T, models))
     if 'scaling' in sections:
         scaling(R, T)
 

@@ -91,6 +91,9 @@ model = dict(
         num_decoder_layers=num_decoder_layers,
         embed_dims=embed_dims,
         num_points=12544,
+        # masks of the first 2 denoising groups (boxes and classes: all);
+        # with few objects per image DINO's dynamic groups make up to 50
+        num_dn_mask_groups=2,
         loss_cls=dict(
             type='FocalLoss',
             use_sigmoid=True,

@@ -22,7 +22,8 @@ class MQFusionHead(BaseModule):
 
     ``test_cfg`` switches (all default off except ``instance_on``):
     ``instance_on`` (``pred_instances``: top-k over queries x texts, score x
-    mask quality, boxes from the box head, masks), ``detection_on`` (the same
+    mask quality, boxes from the box head, masks, and ``query_index``, the
+    matching query each came from), ``detection_on`` (the same
     without masks), ``semantic_on`` (``pred_sem_seg``: per-pixel text index),
     ``panoptic_on`` (``pred_panoptic_seg``, mmdet's encoding
     ``text + instance_id * INSTANCE_OFFSET``), ``referring_on`` (one mask per
@@ -135,7 +136,8 @@ class MQFusionHead(BaseModule):
         k = min(self.test_cfg.get('max_per_img', 100), N * T)
         scores, idx = probs.flatten().topk(k)
         query, labels = idx // T, idx % T
-        res = InstanceData(labels=labels, bboxes=boxes[query])
+        res = InstanceData(labels=labels, bboxes=boxes[query],
+                           query_index=query)
         if with_masks:
             # one upsampled mask per distinct query; instances share them
             uniq, inverse = query.unique(return_inverse=True)

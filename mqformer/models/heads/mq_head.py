@@ -56,6 +56,11 @@ class MQHead(BaseModule):
         num_points (int): points sampled per mask for matching and losses.
         oversample_ratio, importance_sample_ratio (float): Mask2Former's
             uncertainty point sampling for the mask losses.
+        num_dn_mask_groups (int, optional): denoising groups whose masks are
+            supervised (the first k; class and box losses use every group).
+            With few objects per image DINO's dynamic groups make up to
+            ``num_dn_queries / 2`` groups that all reconstruct the same
+            masks. ``None`` (MaskDINO): every group.
         loss_cls, loss_bbox, loss_iou, loss_mask, loss_dice (dict): losses;
             defaults follow MaskDINO (class 4, box 5, giou 2, mask 5, dice 5).
         train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config).
@@ -68,6 +73,7 @@ class MQHead(BaseModule):
                  num_points: int = 12544,
                  oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75,
+                 num_dn_mask_groups: Optional[int] = None,
                  loss_cls: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -98,6 +104,7 @@ class MQHead(BaseModule):
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
+        self.num_dn_mask_groups = num_dn_mask_groups
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
@@ -294,18 +301,21 @@ class MQHead(BaseModule):
             results.append((pos_inds, result.gt_inds[pos_inds] - 1))
         return results
 
-    def get_dn_targets(self, gts: List[InstanceData], dn_meta: dict
+    def get_dn_targets(self, gts: List[InstanceData], dn_meta: dict,
+                       num_groups: Optional[int] = None
                        ) -> Tuple[List[Tensor], List[Tensor]]:
         """Denoising assignment (DINO's layout): each group is ``max_gts``
         positive queries then ``max_gts`` negative ones; positive query i of
-        every group reconstructs GT i, negatives get no target.
+        every group reconstructs GT i, negatives get no target. With
+        ``num_groups`` only the first that many groups are assigned.
 
         Returns:
             tuple: ``pos_inds[b]`` and ``pos_gt_inds[b]`` as in
             :meth:`get_targets`, indices into the denoising queries.
         """
-        num_groups = dn_meta['num_denoising_groups']
-        max_gts = dn_meta['num_denoising_queries'] // (2 * num_groups)
+        all_groups = dn_meta['num_denoising_groups']
+        max_gts = dn_meta['num_denoising_queries'] // (2 * all_groups)
+        num_groups = min(num_groups or all_groups, all_groups)
         pos_inds, pos_gt_inds = [], []
         for gt in gts:
             device = gt.labels.device
@@ -379,21 +389,27 @@ class MQHead(BaseModule):
             sets.append(PredSet(enc_outputs_class, enc_outputs_coord,
                                 enc_outputs_mask_embed))
         assignments = self.get_targets(sets, gts, metas, mask_features)
+        mask_assignments = list(assignments)
         if query_split.num_dn > 0:
             dn_assignment = self.get_dn_targets(gts, dn_meta)
+            dn_mask_assignment = self.get_dn_targets(
+                gts, dn_meta, self.num_dn_mask_groups)
             for i in range(num_layers):
                 names.append(f'{names[i]}dn_')
                 sets.append(PredSet(dn_cls[i], dn_boxes[i], dn_embeds[i]))
                 assignments.append(dn_assignment)
+                mask_assignments.append(dn_mask_assignment)
         return self.loss_by_assignments(sets, names, assignments, text_mask,
-                                        gts, metas, mask_features)
+                                        gts, metas, mask_features,
+                                        mask_assignments)
 
     def loss_by_assignments(self, pred_sets: List[PredSet], prefixes: List[str],
                             assignments: List[Tuple[List[Tensor],
                                                     List[Tensor]]],
                             text_mask: Tensor, gts: List[InstanceData],
                             metas: List[dict],
-                            mask_features: Optional[Tensor] = None
+                            mask_features: Optional[Tensor] = None,
+                            mask_assignments: Optional[List[tuple]] = None
                             ) -> Dict[str, Tensor]:
         """Focal, L1 and GIoU losses per prediction set, and the point-sampled
         BCE + dice mask losses of all sets at once (one mask build and one
@@ -404,17 +420,20 @@ class MQHead(BaseModule):
             prefixes (list[str]): loss-name prefix per set.
             assignments (list[tuple]): per set, ``(pos_inds, pos_gt_inds)``.
             mask_features (Tensor | None): (B, C, h, w).
+            mask_assignments (list[tuple], optional): per set, the
+                assignment the mask losses use (a subset of the denoising
+                groups); defaults to ``assignments``.
         """
         losses = {}
         mask_sets = []
-        for pred, prefix, (pos_inds, pos_gt_inds) in zip(
-                pred_sets, prefixes, assignments):
+        for pred, prefix, (pos_inds, pos_gt_inds), mask_assignment in zip(
+                pred_sets, prefixes, assignments, mask_assignments
+                or assignments):
             set_losses = self.loss_cls_box(pred.cls, pred.boxes, text_mask,
                                            gts, metas, pos_inds, pos_gt_inds)
             losses.update({prefix + k: v for k, v in set_losses.items()})
             if pred.mask_embeds is not None:
-                mask_sets.append((prefix, pred.mask_embeds, pos_inds,
-                                  pos_gt_inds))
+                mask_sets.append((prefix, pred.mask_embeds, *mask_assignment))
         if mask_sets:
             losses.update(self.loss_masks(mask_sets, mask_features, gts))
         return losses

@@ -1,0 +1,133 @@
+"""MQHead's batched losses: one mask build and one point-sampling call for
+every prediction set gives each set the losses it would get alone; the
+denoising mask subset; MaskDINO's unified query selection switches."""
+import torch
+from mmengine.structures import InstanceData
+
+from .test_mqformer import batch, build_model, preprocess
+
+
+def fixed_points(preds, _, num_points, *args):
+    """Deterministic stand-in for Mask2Former's uncertainty sampling: the
+    same grid of points for every mask."""
+    g = torch.linspace(0.05, 0.95, int(num_points**0.5))
+    yy, xx = torch.meshgrid(g, g, indexing='ij')
+    pts = torch.stack([xx.flatten(), yy.flatten()], -1)
+    return pts[None].expand(len(preds), -1, -1)
+
+
+def test_batched_mask_losses_equal_per_set_losses(monkeypatch):
+    import mqformer.models.heads.mq_head as mq_head
+    monkeypatch.setattr(mq_head,
+                        'get_uncertain_point_coords_with_randomness',
+                        fixed_points)
+    head = build_model('mixed').bbox_head
+    head.num_points = 64
+    torch.manual_seed(0)
+    B, N, C, h, w = 2, 12, head.embed_dims, 10, 14
+    feats = torch.randn(B, C, h, w)
+    gts = [InstanceData(labels=torch.tensor([0, 1]),
+                        masks=torch.rand(2, h, w) > 0.5),
+           InstanceData(labels=torch.tensor([0, 1, 2]),
+                        masks=torch.rand(3, h, w) > 0.5),
+           ]
+    sets = []
+    for s in range(3):
+        embeds = torch.randn(B, N, C, requires_grad=True)
+        pos = [torch.randperm(N)[:2], torch.randperm(N)[:3 - s]]
+        pos_gt = [torch.tensor([1, 0]), torch.arange(3 - s)]
+        sets.append((f's{s}_', embeds, pos, pos_gt))
+    joint = head.loss_masks(sets, feats, gts)
+    for s in sets:
+        alone = head.loss_masks([s], feats, gts)
+        for k, v in alone.items():
+            assert torch.allclose(joint[k], v, atol=1e-6), k
+    # an image without masks (detection-only) adds nothing
+    gts_det = [gts[0], InstanceData(labels=torch.tensor([0]))]
+    with_det = head.loss_masks(sets[:1], feats, gts_det)
+    only_first = head.loss_masks(
+        [(sets[0][0], sets[0][1], sets[0][2][:1], sets[0][3][:1])],
+        feats[:1], gts[:1])
+    for k, v in only_first.items():
+        assert torch.allclose(with_det[k], v, atol=1e-6), k
+
+
+def test_dn_mask_groups_supervise_the_first_groups_only():
+    head = build_model('mixed').bbox_head
+    gts = [InstanceData(labels=torch.tensor([0, 1])),
+           InstanceData(labels=torch.tensor([2]))]
+    dn_meta = dict(num_denoising_groups=5, num_denoising_queries=20)
+    pos, pos_gt = head.get_dn_targets(gts, dn_meta)
+    assert pos[0].tolist() == [0, 1, 4, 5, 8, 9, 12, 13, 16, 17]
+    assert pos_gt[1].tolist() == [0] * 5
+    pos2, pos_gt2 = head.get_dn_targets(gts, dn_meta, num_groups=2)
+    assert pos2[0].tolist() == [0, 1, 4, 5] and pos2[1].tolist() == [0, 4]
+    assert pos_gt2[0].tolist() == [0, 1, 0, 1]
+
+
+def test_dn_mask_group_cap_changes_only_dn_mask_losses(monkeypatch):
+    import mqformer.models.heads.mq_head as mq_head
+    monkeypatch.setattr(mq_head,
+                        'get_uncertain_point_coords_with_randomness',
+                        fixed_points)
+    model = build_model('mixed')
+    model.dn_query_generator.num_dn_queries = 60  # several groups
+    data = preprocess(model, batch(), True)
+    losses = {}
+    for cap in (None, 1):
+        model.bbox_head.num_dn_mask_groups = cap
+        torch.manual_seed(3)
+        losses[cap] = model.loss(data['inputs'], data['data_samples'])
+    assert losses[None].keys() == losses[1].keys()
+    changed = {k for k in losses[None]
+               if not torch.allclose(losses[None][k], losses[1][k])}
+    assert changed and all('dn_' in k and ('mask' in k or 'dice' in k)
+                           for k in changed), changed
+
+
+def test_unified_query_selection_switches():
+    data = None
+    for enc_mask_loss, mask_box_init in ((True, True), (False, False)):
+        model = build_model('mixed', enc_mask_loss=enc_mask_loss,
+                            mask_box_init=mask_box_init)
+        data = data or preprocess(model, batch(), True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+        assert ('enc_loss_mask' in losses) == enc_mask_loss
+        assert ('enc_loss_dice' in losses) == enc_mask_loss
+        assert 'enc_loss_bbox' in losses and 'enc_loss_cls' in losses
+    # the proposals' mask loss trains the encoder (not detached like the
+    # conditional queries' content)
+    model = build_model('mixed', enc_mask_loss=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    losses['enc_loss_dice'].backward()
+    grad = model.memory_trans_fc.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_mask_enhanced_anchors_start_from_the_masks():
+    """With mask_box_init the conditional queries' first boxes are their
+    proposals' mask boxes; without it the regressed proposals."""
+    from mqformer.models.detectors.mqformer import MQFormer
+    model = build_model('conditional', dn=False, mask_box_init=True).eval()
+    data = preprocess(model, batch(), False)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        enc_in, text = model.pre_transformer(feats, data['data_samples'])
+        enc = model.forward_encoder(**enc_in)
+        content, refs, _ = model.select_queries(
+            enc['memory'], enc['memory_mask'], enc['spatial_shapes'],
+            text['text_embeds'], text['text_mask'], enc['mask_features'],
+            data['data_samples'])
+        masks = torch.einsum('bkc,bchw->bkhw',
+                             model.bbox_head.mask_embed(
+                                 model.decoder.norm(content)),
+                             enc['mask_features'])
+        boxes, found = MQFormer.mask_boxes(masks, data['data_samples'])
+        assert found.any()
+        assert torch.allclose(refs.sigmoid()[found], boxes[found], atol=2e-3)
+        model.mask_box_init = False
+        _, refs_plain, _ = model.select_queries(
+            enc['memory'], enc['memory_mask'], enc['spatial_shapes'],
+            text['text_embeds'], text['text_mask'], enc['mask_features'],
+            data['data_samples'])
+        assert not torch.allclose(refs_plain[found], refs[found])
