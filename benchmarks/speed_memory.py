@@ -29,7 +29,7 @@ from common import (MINILM, REPO, build, coco_classes, make_data,
 MQ_CFG = f'{REPO}/configs/mqformer/mqformer_r50_8xb2-50e_coco-instance.py'
 M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
-MQ_ALL_DN = 'MQ-Former R50 mixed, masks of every DN group'
+MQ_ALL_DN = 'MQ-Former R50 mixed (masks of every DN group)'
 MODELS = {
     M2F: (mmdet_config(
         'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'), {}),
@@ -205,7 +205,7 @@ def print_table(res, spread=None):
     if net:
         head += ' network only (s) | vs Mask2Former |'
     print(head + ' peak RSS (MB) | vs Mask2Former |\n' +
-          '| --- ' * (head.count('|') - 1) + '|')
+          '| --- ' * (head.count('|') + 1) + '|')
     for m, (t, n, mem) in res.items():
         row = f'| {m} | {t:.2f} | {t / ref_t:.2f}x |'
         if spread:

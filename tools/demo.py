@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from mmengine.config import DictAction
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_CFG = osp.join(REPO, 'configs', 'mqformer',
                      'mqformer_tiny_shapes-multitask.py')
@@ -53,12 +55,21 @@ def parse_args():
     p.add_argument('--baseline-only', action='store_true',
                    help='only (re)run the Mask2Former baseline row')
     p.add_argument('--skip-untrained', action='store_true')
+    p.add_argument('--name', default='MQ-Former tiny (mixed 10+20)',
+                   help='row name of the MQ-Former model in the table')
+    p.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='override MQ-Former config settings for training and every '
+        'evaluation, e.g. model.mask_box_init=False (mmdet CLI syntax)')
     return p.parse_args()
 
 
 def quiet(cfg):
     cfg.log_level = 'WARNING'
     return cfg
+
+
+CFG_OPTIONS = {}
 
 
 def text_encoder(cfg, kind):
@@ -69,6 +80,7 @@ def text_encoder(cfg, kind):
         have_minilm = False
     if kind == 'tiny' or not have_minilm:
         cfg.model.text_encoder = cfg.tiny_text_encoder
+    cfg.merge_from_dict(CFG_OPTIONS)
     return cfg
 
 
@@ -149,6 +161,7 @@ def table(rows):
 
 def main():
     args = parse_args()
+    CFG_OPTIONS.update(args.cfg_options)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     t0 = time.time()
     subprocess.run([
@@ -173,7 +186,7 @@ def main():
         cfg = text_encoder(Config.fromfile(TRAIN_CFG), args.text_encoder)
         _, ckpt, iters, took = train(cfg, osp.join(args.work_dir, 'mqformer'),
                                      args.minutes, args.max_iters)
-        put(row('MQ-Former tiny (mixed 10+20), trained',
+        put(row(f'{args.name}, trained',
                 evaluate(ckpt, osp.join(args.work_dir, 'mqformer'),
                          args.text_encoder,
                          pictures=osp.join(args.work_dir, 'pictures')),

@@ -131,3 +131,23 @@ def test_mask_enhanced_anchors_start_from_the_masks():
             text['text_embeds'], text['text_mask'], enc['mask_features'],
             data['data_samples'])
         assert not torch.allclose(refs_plain[found], refs[found])
+
+
+def test_cosine_text_logits_with_learnable_scale():
+    """logit_scale: logits are cosine x a learnable scale + bias, so they do
+    not depend on the embeddings' norms; None keeps the scaled dot product."""
+    head = build_model('mixed', bbox_head=dict(logit_scale=1 / 0.07)).bbox_head
+    assert head.logit_scale_init is not None
+    torch.manual_seed(0)
+    q, t = torch.randn(2, 5, head.embed_dims), torch.randn(2, 3,
+                                                            head.embed_dims)
+    logits = head.text_logits(q, t)
+    assert torch.allclose(logits, head.text_logits(q, 7.0 * t), atol=1e-5)
+    cos = torch.nn.functional.cosine_similarity(
+        head.cls_embed(q)[:, :, None], t[:, None], dim=-1)
+    assert torch.allclose(logits, cos / 0.07 + head.logit_bias, atol=1e-4)
+    logits.sum().backward()
+    assert head.log_logit_scale.grad is not None
+    plain = build_model('mixed', bbox_head=dict(logit_scale=None)).bbox_head
+    assert not torch.allclose(plain.text_logits(q, t),
+                              plain.text_logits(q, 7.0 * t))

@@ -94,6 +94,8 @@ model = dict(
         # masks of the first 2 denoising groups (boxes and classes: all);
         # with few objects per image DINO's dynamic groups make up to 50
         num_dn_mask_groups=2,
+        # cosine text logits with a learnable scale (CLIP / X-Decoder)
+        logit_scale=1 / 0.07,
         loss_cls=dict(
             type='FocalLoss',
             use_sigmoid=True,

@@ -39,7 +39,8 @@ class MQHead(BaseModule):
     Every query (denoising, conditional and learnable alike) gets
 
     - class logits over the image's texts: ``q' @ t^T / sqrt(C) + bias`` with
-      ``q' = cls_embed(q)`` and ``t`` the projected text embeddings;
+      ``q' = cls_embed(q)`` and ``t`` the projected text embeddings (or their
+      cosine times a learnable scale, see ``logit_scale``);
     - a box: the decoder's refined reference box (sigmoid cxcywh);
     - a mask: ``mask_embed(q) @ mask_features`` at 1/4 resolution.
 
@@ -63,6 +64,11 @@ class MQHead(BaseModule):
             masks. ``None`` (MaskDINO): every group.
         loss_cls, loss_bbox, loss_iou, loss_mask, loss_dice (dict): losses;
             defaults follow MaskDINO (class 4, box 5, giou 2, mask 5, dice 5).
+        logit_scale (float, optional): ``None``: class logits are the scaled
+            dot product ``q' . t / sqrt(C)``. A number: the cosine of ``q'`` and
+            ``t`` times a learnable scale initialised to it (CLIP, X-Decoder:
+            ``1 / 0.07``), so that close texts are told apart from the first
+            iteration instead of after the projections have grown.
         train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config).
         test_cfg (dict): unused here (see :class:`MQFusionHead`).
     """
@@ -74,6 +80,7 @@ class MQHead(BaseModule):
                  oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75,
                  num_dn_mask_groups: Optional[int] = None,
+                 logit_scale: Optional[float] = None,
                  loss_cls: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -105,6 +112,7 @@ class MQHead(BaseModule):
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
         self.num_dn_mask_groups = num_dn_mask_groups
+        self.logit_scale_init = logit_scale
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
@@ -125,6 +133,9 @@ class MQHead(BaseModule):
         C = self.embed_dims
         self.cls_embed = nn.Linear(C, C)
         self.logit_bias = nn.Parameter(torch.zeros(1))
+        if self.logit_scale_init is not None:
+            self.log_logit_scale = nn.Parameter(
+                torch.tensor(math.log(self.logit_scale_init)))
         self.reg_branches = ModuleList(
             [MLP(C, C, 4, 3) for _ in range(self.num_decoder_layers + 1)])
         self.mask_embed = MLP(C, C, C, 3)
@@ -140,8 +151,14 @@ class MQHead(BaseModule):
     def text_logits(self, query: Tensor, text_embeds: Tensor) -> Tensor:
         """(..., B, N, C) queries x (B, T, C) texts -> (..., B, N, T) logits."""
         q = self.cls_embed(query)
-        return torch.einsum('...bnc,btc->...bnt', q, text_embeds) / \
-            math.sqrt(self.embed_dims) + self.logit_bias
+        if self.logit_scale_init is None:
+            scale = 1 / math.sqrt(self.embed_dims)
+        else:
+            q, text_embeds = F.normalize(q, dim=-1), F.normalize(
+                text_embeds, dim=-1)
+            scale = self.log_logit_scale.exp().clamp(max=100)
+        return torch.einsum('...bnc,btc->...bnt', q, text_embeds) * scale + \
+            self.logit_bias
 
     def forward(self, hidden_states: Tensor, references: Tensor,
                 mask_features: Tensor, text_embeds: Tensor,
