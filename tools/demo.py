@@ -55,6 +55,9 @@ def parse_args():
     p.add_argument('--baseline-only', action='store_true',
                    help='only (re)run the Mask2Former baseline row')
     p.add_argument('--skip-untrained', action='store_true')
+    p.add_argument('--config', default=TRAIN_CFG,
+                   help='MQ-Former training config (default: the multitask '
+                   'one); evaluation always uses configs/mqformer/shapes/')
     p.add_argument('--name', default='MQ-Former tiny (mixed 10+20)',
                    help='row name of the MQ-Former model in the table')
     p.add_argument(
@@ -183,7 +186,7 @@ def main():
         json.dump(rows, open(store, 'w'), indent=1)
 
     if not args.baseline_only:
-        cfg = text_encoder(Config.fromfile(TRAIN_CFG), args.text_encoder)
+        cfg = text_encoder(Config.fromfile(args.config), args.text_encoder)
         _, ckpt, iters, took = train(cfg, osp.join(args.work_dir, 'mqformer'),
                                      args.minutes, args.max_iters)
         put(row(f'{args.name}, trained',
