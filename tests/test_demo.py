@@ -29,3 +29,23 @@ def test_short_demo_end_to_end(tmp_path):
                  'foreground'):
         pics = tmp_path / 'demo' / 'pictures' / task
         assert osp.isdir(pics) and len(list(pics.iterdir())) >= 1, task
+
+    # the README's next step: tools/infer.py on the demo's own checkpoint (a
+    # ConcatDataset run: mmdet stores a list of metainfos) and a real photo
+    import matplotlib
+    photo = osp.join(matplotlib.get_data_path(), 'sample_data',
+                     'grace_hopper.jpg')
+    ckpt = tmp_path / 'demo' / 'mqformer' / 'final.pth'
+    out = subprocess.run(
+        [sys.executable, f'{REPO}/tools/infer.py', photo, '--texts', 'person',
+         'sky', 'red circle', '--task', 'panoptic', '--stuff', 'sky',
+         '--config',
+         f'{REPO}/configs/mqformer/mqformer_tiny_shapes-multitask.py',
+         '--weights', str(ckpt), '--out-dir', 'inferred'],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.load(open(tmp_path / 'inferred' / 'grace_hopper.json'))
+    assert res['texts'] == ['person', 'sky', 'red circle']
+    assert (res['height'], res['width']) == (600, 512)
+    assert osp.isfile(tmp_path / 'inferred' / 'grace_hopper.jpg')

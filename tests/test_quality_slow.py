@@ -42,12 +42,8 @@ def test_tiny_model_trains_to_pq_and_box_ap_and_ignores_padding(tmp_path):
     from mqformer.apis.inferencer import read_image
     cfg = osp.join(REPO, 'configs', 'mqformer', 'shapes',
                    'mqformer_tiny_shapes_eval-instance.py')
-    from mmengine.runner import load_checkpoint
-    inferencer = MQFormerInferencer(cfg)
-    # (init_detector cannot read a ConcatDataset run's list dataset_meta)
-    load_checkpoint(inferencer.model,
-                    str(tmp_path / 'demo' / 'mqformer' / 'final.pth'),
-                    map_location='cpu')
+    inferencer = MQFormerInferencer(
+        cfg, str(tmp_path / 'demo' / 'mqformer' / 'final.pth'))
     things = list(Config.fromfile(cfg).shapes_things)
     imgs = [read_image(str(p)) for p in
             sorted((tmp_path / 'data' / 'shapes_world' / 'val').iterdir())]

@@ -53,10 +53,26 @@ class MQFormerInferencer:
 
     def __init__(self, config, weights: Optional[str] = None,
                  device: str = 'cpu', score_thr: float = 0.3) -> None:
+        import warnings
+
         import mqformer  # noqa: F401
         from mmdet.apis import init_detector
         from mmdet.registry import VISUALIZERS
-        self.model = init_detector(config, weights, device=device)
+        from mmengine.runner import load_checkpoint
+        # the weights are loaded here, not by init_detector: a run on a
+        # ConcatDataset of datasets with different metainfo (the demo, every
+        # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
+        # init_detector cannot read (it calls .items() on it)
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', 'checkpoint is None')
+            self.model = init_detector(config, None, device=device)
+        if weights:
+            ckpt = load_checkpoint(self.model, weights, map_location='cpu')
+            meta = ckpt.get('meta', {}).get('dataset_meta')
+            if isinstance(meta, list):  # one metainfo per mixed dataset
+                meta = meta[0]
+            if meta:
+                self.model.dataset_meta = dict(meta)
         self.cfg = self.model.cfg
         self.score_thr = score_thr
         self.pipeline = Compose([

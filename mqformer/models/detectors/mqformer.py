@@ -273,18 +273,21 @@ class MQFormer(DetectionTransformer):
         outputs = dict(enc_outputs_class=topk_class,
                        enc_outputs_coord=topk_coord_unact.sigmoid())
         refs = topk_coord_unact.detach()
-        if self.enc_mask_loss or self.mask_box_init:
+        mask_embed = None
+        if self.enc_mask_loss and self.training:
             mask_embed = self.bbox_head.mask_embed(
                 self.decoder.norm(topk_content))
-            if self.enc_mask_loss:
-                outputs['enc_outputs_mask_embed'] = mask_embed
-            if self.mask_box_init:
-                with torch.no_grad():
-                    masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
-                                         mask_features)
-                    boxes, found = self.mask_boxes(masks, batch_data_samples)
-                    refs = torch.where(found[..., None],
-                                       inverse_sigmoid(boxes, eps=1e-3), refs)
+            outputs['enc_outputs_mask_embed'] = mask_embed
+        if self.mask_box_init:
+            with torch.no_grad():
+                if mask_embed is None:
+                    mask_embed = self.bbox_head.mask_embed(
+                        self.decoder.norm(topk_content))
+                masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
+                                     mask_features)
+                boxes, found = self.mask_boxes(masks, batch_data_samples)
+                refs = torch.where(found[..., None],
+                                   inverse_sigmoid(boxes, eps=1e-3), refs)
         return topk_content.detach(), refs, outputs
 
     def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
@@ -306,6 +309,10 @@ class MQFormer(DetectionTransformer):
     def mask_boxes(mask_logits: Tensor, batch_data_samples: SampleList
                    ) -> Tuple[Tensor, Tensor]:
         """Boxes of predicted masks, MaskDINO's mask-enhanced anchors.
+
+        mmdet's ``mask2bbox`` (same pixel convention: ``max + 1``) restricted
+        to each image's valid area and vectorised over the K masks: it loops
+        over masks in Python, and this runs on B x N_c masks every step.
 
         Args:
             mask_logits (Tensor): (B, K, h, w) at 1/4 of the padded input.
