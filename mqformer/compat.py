@@ -17,7 +17,22 @@ that makes an upstream code path we use work again, and each has a test in
    class-level registry that ``__setstate__`` restores anyway, so the shim
    pickles a buffer without them (checkpoints saved by stock mmengine with a
    message hub still need ``weights_only=False`` from a trusted source).
+3. CPU-only multi-process training (``tools/dist_train.sh CONFIG 2`` on a
+   machine without CUDA, gloo backend). mmengine 0.10.7's pytorch launcher
+   (``mmengine/dist/utils.py``, ``_init_dist_pytorch``) calls
+   ``torch.cuda.set_device(local_rank)`` unconditionally, which raises
+   ``AttributeError: module 'torch._C' has no attribute '_cuda_setDevice'``
+   on a CPU-only torch, and ``Runner.wrap_model`` passes
+   ``device_ids=[LOCAL_RANK]`` to DDP, which torch refuses for a CPU module.
+   :func:`cpu_distributed` is not applied on import: ``tools/train.py`` and
+   ``tools/test.py`` call it for a run with a launcher and no CUDA; it makes
+   ``set_device`` a no-op only while the runner sets up the process group,
+   switches an ``nccl`` backend to ``gloo`` and wraps the model with
+   ``device_ids=None``.
 """
+import logging
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -61,6 +76,34 @@ def picklable_history_buffer() -> None:
     """Shim 2: HistoryBuffer pickles without ``getattr`` references."""
     from mmengine.logging import HistoryBuffer
     HistoryBuffer.__getstate__ = _history_buffer_getstate
+
+
+@contextmanager
+def cpu_distributed(cfg):
+    """Shim 3 (see the module docstring), as a context for building the
+    runner: ``with cpu_distributed(cfg): runner = Runner.from_cfg(cfg)``.
+    Does nothing with CUDA or without a launcher."""
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        yield cfg
+        return
+    from mmengine.logging import print_log
+    env = cfg.setdefault('env_cfg', {})
+    dist_cfg = env.setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        print_log('no CUDA: distributed backend nccl -> gloo',
+                  logger='current', level=logging.WARNING)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None  # a CPU module takes no device ids
+    cfg.model_wrapper_cfg = wrapper
+    set_device = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield cfg
+    finally:
+        torch.cuda.set_device = set_device
 
 
 def apply_all() -> None:

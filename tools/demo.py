@@ -55,6 +55,9 @@ def parse_args():
     p.add_argument('--baseline-only', action='store_true',
                    help='only (re)run the Mask2Former baseline row')
     p.add_argument('--skip-untrained', action='store_true')
+    p.add_argument('--lr-drop', type=float, default=None,
+                   help='fraction of the budget at which every model\'s '
+                   'learning rate drops x0.1 (TimeBudgetHook decay_at)')
     p.add_argument('--config', default=TRAIN_CFG,
                    help='MQ-Former training config (default: the multitask '
                    'one); evaluation always uses configs/mqformer/shapes/')
@@ -73,6 +76,7 @@ def quiet(cfg):
 
 
 CFG_OPTIONS = {}
+LR_DROP = [None]
 
 
 def text_encoder(cfg, kind):
@@ -100,7 +104,9 @@ def train(cfg, work_dir, minutes, max_iters):
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
              end=50)
     ]
-    cfg.custom_hooks = [dict(type='TimeBudgetHook', minutes=minutes)]
+    cfg.custom_hooks = [
+        dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0])
+    ]
     runner = Runner.from_cfg(quiet(cfg))
     t = time.time()
     runner.train()
@@ -165,6 +171,7 @@ def table(rows):
 def main():
     args = parse_args()
     CFG_OPTIONS.update(args.cfg_options)
+    LR_DROP[0] = args.lr_drop
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     t0 = time.time()
     subprocess.run([

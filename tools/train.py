@@ -3,11 +3,14 @@ import argparse
 import os
 import os.path as osp
 
+import torch
+
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mqformer  # noqa: F401  (registers components, applies compat shims)
+from mqformer.compat import cpu_distributed
 
 
 def parse_args():
@@ -18,7 +21,8 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training')
+        help='automatic mixed precision: fp16 with dynamic loss scaling on '
+        'GPUs, bf16 autocast on the CPU')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -59,8 +63,11 @@ def build_cfg(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if torch.cuda.is_available():  # fp16 autocast, dynamic loss scale
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:  # bf16 autocast on the CPU (AmpOptimWrapper needs CUDA)
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
     if args.auto_scale_lr:
         if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and \
                 'base_batch_size' in cfg.auto_scale_lr:
@@ -80,10 +87,11 @@ def build_cfg(args) -> Config:
 def main():
     args = parse_args()
     cfg = build_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    with cpu_distributed(cfg):  # CPU-only multi-process runs (gloo)
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
     runner.train()
 
 

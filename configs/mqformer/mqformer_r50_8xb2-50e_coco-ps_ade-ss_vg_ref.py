@@ -19,7 +19,18 @@ train_dataloader = dict(
             'classes', 'thing_classes', 'stuff_classes', 'palette',
             'label_map', 'reduce_zero_label'
         ],
-        datasets=[{{_base_.coco_panoptic_train}},
+        datasets=[
+            # RefCOCO/+/g val/test images are COCO train images: keep them
+            # out of the COCO training set (standard for referring; the
+            # number removed is logged)
+            dict(
+                type='ExcludeImages',
+                dataset={{_base_.coco_panoptic_train}},
+                ref_files=[
+                    'data/coco/refcoco/refs(unc).p',
+                    'data/coco/refcoco+/refs(unc).p',
+                    'data/coco/refcocog/refs(umd).p'
+                ]),
                   {{_base_.ade_semantic_train}}, {{_base_.vg_train}},
                   {{_base_.refcoco_train}}, {{_base_.refcoco_plus_train}},
                   {{_base_.refcocog_train}}]))

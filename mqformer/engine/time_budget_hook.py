@@ -1,6 +1,9 @@
 """Stop training after a wall-time budget (equal-time comparisons, demos)."""
 import time
+from typing import Optional
 
+import torch
+from mmengine.dist import broadcast, get_world_size
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
@@ -11,23 +14,57 @@ class TimeBudgetHook(Hook):
     """Ends an iteration-based training run once ``minutes`` of training
     wall time have passed (the loop's ``stop_training`` flag, as mmengine's
     ``EarlyStoppingHook`` uses it); checkpointing and the final validation
-    then run as usual.
+    then run as usual. In a distributed run rank 0's clock decides for every
+    rank (broadcast each iteration), so no rank stops early and hangs the
+    others in a collective.
+
+    An iteration-count schedule cannot place a step decay when the number of
+    iterations is unknown, so the hook can do it by time: at ``decay_at`` of
+    the budget every learning rate is multiplied by ``decay_factor`` (mmdet's
+    multi-step schedule, placed in wall time).
 
     Args:
         minutes (float): the training budget.
+        decay_at (float, optional): fraction of the budget (0-1) at which the
+            learning rates drop. None: no drop.
+        decay_factor (float): the drop. Defaults to 0.1.
     """
     priority = 'LOWEST'
 
-    def __init__(self, minutes: float) -> None:
+    def __init__(self, minutes: float, decay_at: Optional[float] = None,
+                 decay_factor: float = 0.1) -> None:
+        if decay_at is not None and not 0 < decay_at < 1:
+            raise ValueError(f'TimeBudgetHook: decay_at must be in (0, 1), '
+                             f'got {decay_at}')
         self.budget = minutes * 60
+        self.decay_at = decay_at
+        self.decay_factor = decay_factor
+        self.decayed = False
         self.start = None
 
     def before_train(self, runner) -> None:
         self.start = time.perf_counter()
 
+    def elapsed(self) -> float:
+        """Seconds since the start of training by rank 0's clock."""
+        elapsed = time.perf_counter() - self.start
+        if get_world_size() > 1:
+            t = torch.tensor([elapsed], dtype=torch.float64)
+            broadcast(t, src=0)
+            elapsed = float(t.item())
+        return elapsed
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        elapsed = time.perf_counter() - self.start
+        elapsed = self.elapsed()
+        if (self.decay_at is not None and not self.decayed
+                and elapsed >= self.decay_at * self.budget):
+            self.decayed = True
+            for group in runner.optim_wrapper.param_groups:
+                group['lr'] *= self.decay_factor
+            runner.logger.info(
+                f'time budget: learning rates x{self.decay_factor} after '
+                f'{runner.iter + 1} iterations')
         if elapsed >= self.budget and not runner.train_loop.stop_training:
             runner.logger.info(
                 f'time budget of {self.budget / 60:.1f} min reached after '

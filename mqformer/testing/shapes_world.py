@@ -165,8 +165,9 @@ def _categories(world: ShapesWorld, with_stuff: bool) -> List[Dict]:
 
 
 def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
-                         split: str = 'train') -> str:
+                         split: str = 'train', crowd_every: int = 0) -> str:
     """COCO instances json (RLE masks, things only) + JPEG images.
+    ``crowd_every=k`` marks every k-th thing annotation ``iscrowd=1``.
 
     Layout: ``root/<split>/*.jpg`` and ``root/annotations/instances_<split>.json``.
     Returns the annotation file path.
@@ -185,9 +186,10 @@ def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
                 continue
             rle = mask_utils.encode(np.asfortranarray(s.mask.astype(np.uint8)))
             rle['counts'] = rle['counts'].decode()
+            crowd = int(crowd_every > 0 and (len(anns) + 1) % crowd_every == 0)
             anns.append(dict(id=len(anns) + 1, image_id=i + 1,
                              category_id=cat_id[s.name], bbox=s.bbox,
-                             area=s.area, segmentation=rle, iscrowd=0))
+                             area=s.area, segmentation=rle, iscrowd=crowd))
     ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
     os.makedirs(osp.dirname(ann_file), exist_ok=True)
     with open(ann_file, 'w') as f:
@@ -196,8 +198,9 @@ def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
 
 
 def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
-                        split: str = 'train') -> str:
+                        split: str = 'train', crowd_every: int = 0) -> str:
     """COCO panoptic format: JPEGs, RGB-encoded segment PNGs and the json.
+    ``crowd_every=k`` marks every k-th thing segment ``iscrowd=1``.
 
     Layout: ``root/<split>/*.jpg``, ``root/annotations/panoptic_<split>/*.png``
     and ``root/annotations/panoptic_<split>.json``. Returns the json path.
@@ -207,6 +210,7 @@ def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
     images, anns = [], []
     png_dir = osp.join(root, 'annotations', f'panoptic_{split}')
     os.makedirs(png_dir, exist_ok=True)
+    num_things = 0
     for i in range(num_images):
         img, segs, gray = world.sample()
         fname = f'{split}_{i:05d}.jpg'
@@ -218,8 +222,12 @@ def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
         for k, s in enumerate(segs):
             seg_id = (k + 1) * 7 + 1000 * (i % 3)  # ids need not be contiguous
             pan[s.mask] = seg_id
+            if s.is_thing:
+                num_things += 1
+            crowd = int(s.is_thing and crowd_every > 0
+                        and num_things % crowd_every == 0)
             infos.append(dict(id=seg_id, category_id=cat_id[s.name],
-                              bbox=s.bbox, area=s.area, iscrowd=0))
+                              bbox=s.bbox, area=s.area, iscrowd=crowd))
         rgb = np.stack([pan % 256, pan // 256 % 256, pan // 65536 % 256],
                        -1).astype(np.uint8)
         png = fname.replace('.jpg', '.png')

@@ -48,12 +48,20 @@ def test_table2_mix_builds_from_fixtures(roots, cfg_name, n):
         options[f'{ds_key}.data_root'] = f'{roots}/coco/'
         options[f'{ds_key}.metainfo'] = shapes_meta
     else:
-        options[f'{ds_key}.datasets.0.metainfo'] = shapes_meta
+        # the full mix wraps COCO in ExcludeImages (RefCOCO val/test images)
+        coco = f'{ds_key}.datasets.0' + ('.dataset' if n == 6 else '')
+        options[f'{coco}.metainfo'] = shapes_meta
         per = [f'{roots}/coco/', f'{roots}/ade/', f'{roots}/vg/',
                f'{roots}/coco/', f'{roots}/coco/', f'{roots}/coco/']
         for i in range(n):
             options[f'{ds_key}.datasets.{i}.data_root'] = per[i]
         if n == 6:
+            del options[f'{ds_key}.datasets.0.data_root']
+            options[f'{coco}.data_root'] = per[0]
+            options[f'{ds_key}.datasets.0.ref_files'] = [
+                f'{roots}/coco/{d}/refs({s}).p'
+                for d, s in (('refcoco', 'unc'), ('refcoco+', 'unc'),
+                             ('refcocog', 'umd'))]
             options[f'{ds_key}.datasets.2.data_prefix.img'] = 'images/'
     cfg.merge_from_dict(options)
     ds = DATASETS.build(cfg.train_dataloader.dataset)

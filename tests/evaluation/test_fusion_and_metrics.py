@@ -339,3 +339,30 @@ def test_coco_metric_agrees_with_pycocotools_on_dumped_predictions(
     ev.summarize()
     assert 0 < ours < 1
     assert ours == pytest.approx(ev.stats[0], abs=1e-3)
+
+
+def test_instance_boxes_from_masks_with_the_head_box_for_an_empty_mask():
+    """box_source='mask': each instance's box is its binary mask's box
+    (mmdet's mask2bbox convention, max + 1), in original-image pixels; a
+    query whose mask is empty keeps the box head's box."""
+    h, w = 32, 48  # mask logits at 1/4 of a 128 x 192 padded input
+    mask = torch.full((3, h, w), -10.)
+    mask[0, 2:6, 4:10] = 10.   # query 0: rows 2-5, cols 4-9 at 1/4
+    mask[1, 10:20, 0:8] = 10.  # query 1
+    # query 2: empty mask
+    cls = torch.tensor([[5., -9.], [-9., 5.], [5., -9.]])
+    boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2]] * 3)  # cxcywh, normalised
+    meta = dict(img_shape=(128, 192), batch_input_shape=(128, 192),
+                ori_shape=(64, 96), scale_factor=(2.0, 2.0))
+    head_out = fusion(max_per_img=3)
+    mask_out = fusion(max_per_img=3, box_source='mask')
+    a = head_out.predict(cls, boxes, mask, meta)['pred_instances']
+    b = mask_out.predict(cls, boxes, mask, meta)['pred_instances']
+    by_query = {int(q): box.tolist() for q, box in zip(b.query_index,
+                                                       b.bboxes)}
+    # 4x upsampling then /2 to the original size: factor 2 on mask pixels
+    assert by_query[0] == pytest.approx([8, 4, 20, 12], abs=1)
+    assert by_query[1] == pytest.approx([0, 20, 16, 40], abs=1)
+    head = {int(q): box.tolist() for q, box in zip(a.query_index, a.bboxes)}
+    assert by_query[2] == head[2] == pytest.approx([38.4, 25.6, 57.6, 38.4])
+    assert torch.equal(a.scores, b.scores) and torch.equal(a.masks, b.masks)

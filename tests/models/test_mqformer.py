@@ -211,6 +211,23 @@ def test_gradients_reach_every_part():
 
 
 @pytest.mark.parametrize('mode', ['mixed', 'learnable', 'conditional'])
+@pytest.mark.parametrize('with_mask', [True, False])
+def test_every_parameter_takes_part_in_every_step(mode, with_mask):
+    """DDP (find_unused_parameters=False) stops on a parameter without a
+    gradient: the learnable mode's proposal branch, the mask branches on a
+    rank whose batch has no masks, a trained BERT's pooler."""
+    model = build_model(mode).train()
+    data = preprocess(model, batch(with_mask=with_mask), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    unused = [n for n, p in model.named_parameters()
+              if p.requires_grad and p.grad is None]
+    assert unused == []
+    assert len(model.bbox_head.reg_branches) == \
+        model.decoder.num_layers + (mode != 'learnable')
+
+
+@pytest.mark.parametrize('mode', ['mixed', 'learnable', 'conditional'])
 def test_loss_falls_overfitting_one_image(mode):
     model = build_model(mode).train()
     data = batch(num_images=1, extra_texts=(2, ))

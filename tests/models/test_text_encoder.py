@@ -50,6 +50,33 @@ def test_cache_encodes_a_fixed_vocabulary_once():
     assert torch.allclose(first, again, atol=1e-5)
 
 
+def test_phrases_go_to_a_bounded_lru_cache_class_names_stay():
+    enc = build(model_name_or_path=MINILM, templates='none',
+                phrase_cache_size=8)
+    enc([['sky', 'grass']])  # class names: kept for the whole run
+    phrases = [f'the {i}th shape from the left' for i in range(40)]
+    for i in range(0, 40, 4):
+        enc([phrases[i:i + 4]], ['phrase'])
+        assert len(enc._phrase_cache) <= 8
+    assert set(enc._cache) == {'sky', 'grass'}
+    assert list(enc._phrase_cache) == phrases[-8:]  # the most recent ones
+    n = enc.num_encoded
+    recent = enc.encode_texts(phrases[-2:], 'phrase')
+    assert enc.num_encoded == n  # a hit: no model call, moved to the end
+    assert list(enc._phrase_cache)[-2:] == phrases[-2:]
+    old = enc.encode_texts(phrases[:1], 'phrase')  # evicted: encoded again
+    assert enc.num_encoded == n + 1
+    fresh = build(model_name_or_path=MINILM, templates='none', cache=False)
+    assert torch.allclose(old, fresh.encode_texts(phrases[:1], 'phrase'),
+                          atol=1e-5)
+    assert torch.allclose(recent, fresh.encode_texts(phrases[-2:], 'phrase'),
+                          atol=1e-5)
+    # cached rows are copies, so the bytes held are what the entries need
+    assert enc.cache_bytes() == (2 + 8) * 384 * 4
+    assert all(e.untyped_storage().nbytes() == 384 * 4
+               for e in enc._phrase_cache.values())
+
+
 def test_templates_random_in_training_ensemble_at_test_phrases_untouched():
     enc = build(model_name_or_path=MINILM,
                 templates=['a photo of a {}.', 'a drawing of a {}.'])

@@ -43,7 +43,7 @@ o365_syn_caption_train = dict(
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
         dict(type='SampleCaptions'),
-        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomFlipPhrases', prob=0.5),  # left <-> right in text
         dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
         dict(type='PhrasesToTexts', task='referring'),
         dict(type='PackMQInputs')

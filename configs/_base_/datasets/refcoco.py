@@ -3,18 +3,18 @@
 #   data/coco/train2014/*.jpg, data/coco/refcoco/instances.json, data/coco/refcoco/refs(unc).p
 refcoco_root = 'data/coco/'
 refcoco_train = dict(
-    type='RefCocoDataset',
+    type='RefCocoSentencesDataset',
     data_root=refcoco_root,
     ann_file='refcoco/instances.json',
     split_file='refcoco/refs(unc).p',
     data_prefix=dict(img_path='train2014/'),
     split='train',
-    text_mode='random',
+    text_mode='random',  # a new sentence per ref each load
     pipeline=[
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_mask=True, with_bbox=False,
              with_label=False),
-        dict(type='RandomFlip', prob=0.0),  # flips would break left/right
+        dict(type='RandomFlipPhrases', prob=0.5),  # left <-> right in text
         dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
         dict(type='PhrasesToTexts', task='referring'),
         dict(type='PackMQInputs')

@@ -31,18 +31,19 @@ shapes_panoptic_train = dict(
         dict(type='PackMQInputs')
     ])
 shapes_referring_train = dict(
-    type='RefCocoDataset',
+    type='RefCocoSentencesDataset',
     data_root=shapes_root + 'refcoco/',
     ann_file='refcoco/instances.json',
     split_file='refcoco/refs(unc).p',
     data_prefix=dict(img_path='train2014/'),
     split='train',
-    text_mode='random',
+    text_mode='random',  # a new sentence per ref each load
     pipeline=[
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_mask=True, with_bbox=False,
              with_label=False),
-        dict(type='Resize', scale=shapes_size, keep_ratio=True),  # no flip
+        dict(type='RandomFlipPhrases', prob=0.5),  # left <-> right in text
+        dict(type='Resize', scale=shapes_size, keep_ratio=True),
         dict(type='PhrasesToTexts', task='referring'),
         dict(type='PackMQInputs')
     ])

@@ -11,7 +11,7 @@ vg_train = dict(
     pipeline=[
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomFlipPhrases', prob=0.5),  # left <-> right in text
         dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
         dict(type='PhrasesToTexts', task='grounding', max_texts=60),
         dict(type='PackMQInputs')

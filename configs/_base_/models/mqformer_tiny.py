@@ -65,4 +65,4 @@ model = dict(
         embed_dims=embed_dims,
         num_points=1024),
     dn_cfg=dict(group_cfg=dict(num_dn_queries=20)),
-    test_cfg=dict(max_per_img=20))
+    test_cfg=dict(max_per_img=20, box_source='mask'))  # as mqformer_r50.py

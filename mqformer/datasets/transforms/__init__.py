@@ -1,3 +1,4 @@
+from .flip import RandomFlipPhrases, mirror_phrase
 from .loading import LoadPanopticSegments
 from .segments import LoadForegroundMask, PhrasesToTexts, SemanticToInstances
 from .text_labels import (MQ_META_KEYS, ClassNamesToTexts, PackMQInputs,
@@ -5,4 +6,5 @@ from .text_labels import (MQ_META_KEYS, ClassNamesToTexts, PackMQInputs,
 
 __all__ = ['ClassNamesToTexts', 'PackMQInputs', 'MQ_META_KEYS',
            'LoadPanopticSegments', 'SemanticToInstances', 'LoadForegroundMask',
-           'PhrasesToTexts', 'SampleCaptions']
+           'PhrasesToTexts', 'SampleCaptions', 'RandomFlipPhrases',
+           'mirror_phrase']

@@ -34,8 +34,10 @@ class LoadPanopticSegments(BaseTransform):
     ``gt_bboxes`` (from the masks), ``gt_bboxes_labels`` (dataset class index,
     things then stuff), ``gt_ignore_flags`` and ``text`` (all class names, for
     :class:`ClassNamesToTexts`). Thing/stuff flags stay in ``segments_info``
-    for panoptic evaluation only. Crowd segments are skipped; a segment with
-    no pixels in the PNG is an error naming the file and segment.
+    for panoptic evaluation only. Crowd segments (``iscrowd``, or as mmdet's
+    ``CocoPanopticDataset`` gives them: a thing category with
+    ``is_thing=False``) are skipped (``num_crowd_skipped`` counts them); a
+    segment with no pixels in the PNG is an error naming the file and segment.
 
     Args:
         imdecode_backend (str): mmcv image decoding backend.
@@ -59,8 +61,17 @@ class LoadPanopticSegments(BaseTransform):
                              f'image is {(h, w)}')
         ids = rgb2id(png)
         masks, labels = [], []
+        num_things = len(results.get('text', ()))
         for seg in results['segments_info']:
-            if seg.get('iscrowd', False):
+            # mmdet's CocoPanopticDataset has no iscrowd key: a crowd segment
+            # arrives as a thing category with is_thing=False (its instance
+            # has ignore_flag=1); it is an ignore region, not an instance
+            crowd = seg.get('iscrowd', False) or (
+                'is_thing' in seg and not seg['is_thing']
+                and seg['category'] < num_things)
+            if crowd:
+                results['num_crowd_skipped'] = results.get(
+                    'num_crowd_skipped', 0) + 1
                 continue
             m = ids == seg['id']
             if not m.any():

@@ -97,7 +97,8 @@ class SampleCaptions(BaseTransform):
 
     Place right after ``LoadAnnotations`` (instances still aligned with
     ``results['instances']``). Instances without captions keep their class
-    name. The draw uses numpy's global RNG, which mmengine seeds per worker,
+    name; crowd instances (``ignore_flag``) are dropped with their targets
+    (``num_crowd_dropped`` counts them). The draw uses numpy's global RNG, which mmengine seeds per worker,
     so runs are reproducible with a fixed seed.
 
     Args:
@@ -109,14 +110,24 @@ class SampleCaptions(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         names = list(results.get('text', ()))
-        instances = [i for i in results.get('instances', [])
-                     if not i.get('ignore_flag', 0)]
+        instances = results.get('instances', [])
         labels = results.get('gt_bboxes_labels', [])
         if len(instances) != len(labels):
             raise ValueError(f'{results.get("img_path")}: SampleCaptions must '
                              'follow LoadAnnotations directly')
+        # crowd boxes (mmdet keeps them, flagged in gt_ignore_flags) have no
+        # caption and must not become texts: drop them with their targets
+        keep = np.array([not i.get('ignore_flag', 0) for i in instances],
+                        bool)
+        if not keep.all():
+            for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_masks',
+                        'gt_ignore_flags'):
+                if key in results:
+                    results[key] = results[key][keep]
+            results['num_crowd_dropped'] = int((~keep).sum())
         phrases = []
-        for inst, label in zip(instances, labels):
+        for inst, label in zip([i for i, k in zip(instances, keep) if k],
+                               results.get('gt_bboxes_labels', [])):
             caps = inst.get('captions') or [names[int(label)]]
             phrases.append(caps[np.random.randint(len(caps))])
         results['text'] = phrases

@@ -75,6 +75,11 @@ class MQFormer(DetectionTransformer):
         self.enc_mask_loss = enc_mask_loss
         self.mask_box_init = mask_box_init
         self.fusion_head_cfg = dict(fusion_head or dict(type='MQFusionHead'))
+        if self.query_mode == 'learnable' and kwargs.get('bbox_head'):
+            # no encoder proposals: no proposal box branch (unused
+            # parameters stop DDP)
+            kwargs['bbox_head'] = dict(kwargs['bbox_head'],
+                                       proposal_branch=False)
         super().__init__(
             *args,
             num_queries=self.num_learnable + self.num_conditional,

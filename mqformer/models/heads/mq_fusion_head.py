@@ -10,6 +10,7 @@ from torch import Tensor
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, scale_boxes
+from mmdet.structures.mask import mask2bbox
 from mmdet.utils import OptConfigType
 
 TASKS = ('instance', 'semantic', 'panoptic', 'referring', 'foreground',
@@ -22,7 +23,9 @@ class MQFusionHead(BaseModule):
 
     ``test_cfg`` switches (all default off except ``instance_on``):
     ``instance_on`` (``pred_instances``: top-k over queries x texts, score x
-    mask quality, boxes from the box head, masks, and ``query_index``, the
+    mask quality, boxes from the box head (``box_source='mask'``: the boxes
+    of the binary masks, the head's where a mask is empty), masks, and
+    ``query_index``, the
     matching query each came from), ``detection_on`` (the same
     without masks), ``semantic_on`` (``pred_sem_seg``: per-pixel text index),
     ``panoptic_on`` (``pred_panoptic_seg``, mmdet's encoding
@@ -151,9 +154,21 @@ class MQFusionHead(BaseModule):
                        thr * area) / area.clamp(min=1)
             res.masks = binary[inverse]
             res.scores = scores * quality[inverse]
+            if self.test_cfg.get('box_source', 'head') == 'mask':
+                res.bboxes = self.mask_boxes(binary, boxes[uniq])[inverse]
         else:
             res.scores = scores
         return res
+
+    @staticmethod
+    def mask_boxes(binary: Tensor, fallback: Tensor) -> Tensor:
+        """xyxy boxes (K, 4) of binary masks (K, H, W) (mmdet's
+        ``mask2bbox``, as Mask2Former's boxes); an empty mask keeps its
+        ``fallback`` (K, 4) box from the box head."""
+        boxes = mask2bbox(binary).to(fallback.dtype)
+        empty = ~binary.flatten(1).any(1)
+        boxes[empty] = fallback[empty]
+        return boxes
 
     def semantic(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
         """Per-pixel text index: argmax_t sum_n p(t|n) m_n(x).

@@ -52,7 +52,11 @@ class MQHead(BaseModule):
 
     Args:
         num_decoder_layers (int): decoder layers; ``reg_branches`` has one more
-            (the last refines the encoder proposals).
+            (the last refines the encoder proposals) with ``proposal_branch``.
+        proposal_branch (bool): build the encoder proposals' box branch.
+            :class:`MQFormer` turns it off for ``query_mode='learnable'``,
+            which makes no proposals (a parameter without gradients would
+            stop DDP).
         embed_dims (int): query width C.
         num_points (int): points sampled per mask for matching and losses.
         oversample_ratio, importance_sample_ratio (float): Mask2Former's
@@ -81,6 +85,7 @@ class MQHead(BaseModule):
                  importance_sample_ratio: float = 0.75,
                  num_dn_mask_groups: Optional[int] = None,
                  logit_scale: Optional[float] = None,
+                 proposal_branch: bool = True,
                  loss_cls: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -113,6 +118,7 @@ class MQHead(BaseModule):
         self.importance_sample_ratio = importance_sample_ratio
         self.num_dn_mask_groups = num_dn_mask_groups
         self.logit_scale_init = logit_scale
+        self.proposal_branch = proposal_branch
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
@@ -137,7 +143,8 @@ class MQHead(BaseModule):
             self.log_logit_scale = nn.Parameter(
                 torch.tensor(math.log(self.logit_scale_init)))
         self.reg_branches = ModuleList(
-            [MLP(C, C, 4, 3) for _ in range(self.num_decoder_layers + 1)])
+            [MLP(C, C, 4, 3) for _ in range(self.num_decoder_layers +
+                                            int(self.proposal_branch))])
         self.mask_embed = MLP(C, C, C, 3)
 
     def init_weights(self) -> None:
@@ -525,15 +532,20 @@ class MQHead(BaseModule):
             preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
             targets.append(gt.masks[torch.cat(tgt)])
         S = len(mask_sets)
-        anchor = sum(e.sum() for _, e, _, _ in mask_sets) * 0
+        # zero-weighted, so the mask branches take part in every backward
+        # (DDP needs it when a rank's batch has no masks: VG, Objects365)
+        anchor = (sum(e.sum() for _, e, _, _ in mask_sets) +
+                  mask_features.sum()) * 0
         num = sum(len(p) for p in preds)
+        set_ids = torch.cat(set_ids) if set_ids else anchor.new_zeros(
+            0, dtype=torch.long)
+        # every rank joins this collective, with or without masks in its batch
+        counts = torch.bincount(set_ids, minlength=S).float()
+        avgs = reduce_mean(counts).clamp(min=1)
         if num == 0:
             return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
                     for k in ('loss_mask', 'loss_dice')}
         preds, targets = torch.cat(preds), torch.cat(targets)
-        set_ids = torch.cat(set_ids)
-        counts = torch.bincount(set_ids, minlength=S).float()
-        avgs = reduce_mean(counts).clamp(min=1)
         with torch.no_grad():
             points = get_uncertain_point_coords_with_randomness(
                 preds.unsqueeze(1), None, self.num_points,

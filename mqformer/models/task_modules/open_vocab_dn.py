@@ -62,9 +62,10 @@ class OpenVocabCdnQueryGenerator(CdnQueryGenerator):
         dn_label_query = self.generate_text_label_query(
             gt_labels, batch_idx, text_embeds, text_mask, num_groups)
         dn_bbox_query = self.generate_dn_bbox_query(gt_bboxes, num_groups)
+        # mmdet collates into float32 zeros: cast (bf16 under CPU autocast)
         dn_label_query, dn_bbox_query = self.collate_dn_queries(
-            dn_label_query, dn_bbox_query, batch_idx, len(batch_data_samples),
-            num_groups)
+            dn_label_query.float(), dn_bbox_query.float(), batch_idx,
+            len(batch_data_samples), num_groups)
         attn_mask = self.generate_dn_mask(
             max_num_target, num_groups, device=text_embeds.device)
         dn_meta = dict(

@@ -3,6 +3,7 @@ import importlib
 import os
 import os.path as osp
 import random
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -61,7 +62,13 @@ class HFTextEncoder(BaseModule):
             a preset name (``'default'``, ``'none'``) or '{}' strings. Training
             draws one template per class name, evaluation averages them all.
         cache (bool): cache embeddings by text (frozen only), so a fixed
-            vocabulary is encoded once.
+            vocabulary is encoded once. Class prompts (fixed vocabularies)
+            are kept for the whole run; phrases (referring expressions,
+            grounding phrases, captions: millions of distinct strings over a
+            VG/RefCOCO epoch) go to a least-recently-used cache of
+            ``phrase_cache_size`` entries.
+        phrase_cache_size (int): entries of the phrase LRU cache (each a
+            (D, ) float tensor). Defaults to 10000.
         batch_size (int): strings per forward of the text model.
     """
 
@@ -75,6 +82,7 @@ class HFTextEncoder(BaseModule):
                  frozen: bool = True,
                  templates: Union[str, Sequence[str]] = 'default',
                  cache: bool = True,
+                 phrase_cache_size: int = 10000,
                  batch_size: int = 256,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -92,7 +100,9 @@ class HFTextEncoder(BaseModule):
         self.templates = get_templates(templates)
         self.use_cache = cache and frozen
         self.batch_size = batch_size
-        self._cache: Dict[str, Tensor] = {}
+        self._cache: Dict[str, Tensor] = {}  # class prompts, unbounded
+        self._phrase_cache: 'OrderedDict[str, Tensor]' = OrderedDict()
+        self.phrase_cache_size = phrase_cache_size
         self.num_encoded = 0  # strings run through the text model (for tests)
 
         tok_path = tokenizer_name_or_path or model_name_or_path
@@ -109,6 +119,11 @@ class HFTextEncoder(BaseModule):
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
+        elif model_type == 'auto' and isinstance(
+                getattr(self.model, 'pooler', None), torch.nn.Module):
+            # BERT's pooler never feeds our pooling: a trained encoder's
+            # unused parameters would stop DDP
+            self.model.pooler = None
 
     @staticmethod
     def _from_pretrained(cls_name: str, name_or_path: str):
@@ -178,16 +193,35 @@ class HFTextEncoder(BaseModule):
             return torch.zeros(0, self.embed_dims, device=device)
         return torch.cat(outs)
 
-    def _encode_cached(self, strings: Sequence[str]) -> Tensor:
-        """(N, ) strings -> (N, D), through the cache when enabled."""
-        if not self.use_cache:
+    def _encode_cached(self, strings: Sequence[str],
+                       phrases: bool = False) -> Tensor:
+        """(N, ) strings -> (N, D), through the cache when enabled: the
+        class-prompt cache, or (``phrases``) the bounded LRU one."""
+        if not self.use_cache or not strings:
             return self.encode_strings(strings)
-        missing = list(dict.fromkeys(s for s in strings if s not in self._cache))
+        if not phrases:
+            cache = self._cache
+            missing = list(dict.fromkeys(s for s in strings if s not in cache))
+            if missing:
+                for s, e in zip(missing,
+                                self.encode_strings(missing).detach()):
+                    cache[s] = e.clone()  # not a view of the batch
+            return torch.stack([cache[s] for s in strings])
+        lru = self._phrase_cache
+        found = {}
+        for s in dict.fromkeys(strings):
+            if s in lru:
+                lru.move_to_end(s)
+                found[s] = lru[s]
+        missing = [s for s in dict.fromkeys(strings) if s not in found]
         if missing:
             for s, e in zip(missing, self.encode_strings(missing).detach()):
-                self._cache[s] = e
-        return torch.stack([self._cache[s] for s in strings]) if strings else \
-            self.encode_strings([])
+                found[s] = e
+                if self.phrase_cache_size > 0:
+                    lru[s] = e.clone()  # an evicted row frees its memory
+            while len(lru) > self.phrase_cache_size:
+                lru.popitem(last=False)
+        return torch.stack([found[s] for s in strings])
 
     def encode_texts(self, texts: Sequence[str], text_type: str = CLASS_TEXT
                      ) -> Tensor:
@@ -196,8 +230,10 @@ class HFTextEncoder(BaseModule):
         Class names get prompt templates (one random per name in training, the
         mean of all at test); phrases are encoded as they are.
         """
-        if text_type == PHRASE_TEXT or len(self.templates) == 1 and \
-                self.templates[0] == '{}':
+        if text_type == PHRASE_TEXT:
+            return F.normalize(self._encode_cached(list(texts), phrases=True),
+                               dim=-1)
+        if len(self.templates) == 1 and self.templates[0] == '{}':
             return F.normalize(self._encode_cached(list(texts)), dim=-1)
         if text_type != CLASS_TEXT:
             raise ValueError(f"text_type must be '{CLASS_TEXT}' or "
@@ -251,3 +287,10 @@ class HFTextEncoder(BaseModule):
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._phrase_cache.clear()
+
+    def cache_bytes(self) -> int:
+        """Bytes held by the cached embeddings (both caches)."""
+        return sum(e.numel() * e.element_size()
+                   for c in (self._cache, self._phrase_cache)
+                   for e in c.values())

@@ -1,0 +1,39 @@
+"""TimeBudgetHook: stops on the budget, drops the learning rate once at
+``decay_at`` of it, rejects a bad fraction."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+
+def fake_runner(lr=1e-3):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    logs = []
+    return SimpleNamespace(
+        iter=0, optim_wrapper=SimpleNamespace(param_groups=opt.param_groups),
+        train_loop=SimpleNamespace(stop_training=False),
+        logger=SimpleNamespace(info=logs.append),
+        message_hub=SimpleNamespace(update_info=lambda k, v: None)), logs
+
+
+def test_lr_drops_once_at_the_fraction_then_stops_at_the_budget():
+    import mqformer  # noqa: F401
+    from mqformer.engine import TimeBudgetHook
+    hook = TimeBudgetHook(minutes=1, decay_at=0.5, decay_factor=0.1)
+    runner, logs = fake_runner()
+    hook.before_train(runner)
+    for t, lr, stop in ((10, 1e-3, False), (31, 1e-4, False),
+                        (45, 1e-4, False), (61, 1e-4, True)):
+        hook.elapsed = lambda t=t: float(t)
+        hook.after_train_iter(runner, 0)
+        assert runner.optim_wrapper.param_groups[0]['lr'] == pytest.approx(lr)
+        assert runner.train_loop.stop_training is stop
+        runner.iter += 1
+    assert any('x0.1' in m for m in logs) and any('reached' in m for m in logs)
+
+
+def test_decay_fraction_must_be_inside_the_budget():
+    import mqformer  # noqa: F401
+    from mqformer.engine import TimeBudgetHook
+    with pytest.raises(ValueError, match='decay_at'):
+        TimeBudgetHook(minutes=1, decay_at=1.5)
