@@ -3,13 +3,9 @@
 ``custom_imports = dict(imports=['mqformer'], allow_failed_imports=False)`` in a
 config registers every component into mmdet's registries.
 """
-from . import compat
-from .version import __version__
-
-compat.apply_all()
-
-from . import (apis, datasets, engine, evaluation,  # noqa: E402,F401
-               models,
+from . import compat  # noqa: F401  (shims, applied by the entry points)
+from . import (apis, datasets, engine, evaluation, models,  # noqa: F401
                visualization)
+from .version import __version__
 
 __all__ = ['__version__']

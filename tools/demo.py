@@ -55,9 +55,10 @@ def parse_args():
     p.add_argument('--baseline-only', action='store_true',
                    help='only (re)run the Mask2Former baseline row')
     p.add_argument('--skip-untrained', action='store_true')
-    p.add_argument('--lr-drop', type=float, default=None,
+    p.add_argument('--lr-drop', type=float, default=0.85,
                    help='fraction of the budget at which every model\'s '
-                   'learning rate drops x0.1 (TimeBudgetHook decay_at)')
+                   'learning rate drops x0.1 (TimeBudgetHook decay_at, '
+                   'mmdet\'s step schedule placed in wall time); 0: none')
     p.add_argument('--config', default=TRAIN_CFG,
                    help='MQ-Former training config (default: the multitask '
                    'one); evaluation always uses configs/mqformer/shapes/')
@@ -94,6 +95,8 @@ def text_encoder(cfg, kind):
 def train(cfg, work_dir, minutes, max_iters):
     """Train under a wall-time budget; returns (checkpoint, iters, seconds)."""
     from mmengine.runner import Runner
+
+    from mqformer.compat import checkpoint_io
     cfg.work_dir = work_dir
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = 10**9
@@ -105,15 +108,18 @@ def train(cfg, work_dir, minutes, max_iters):
              end=50)
     ]
     cfg.custom_hooks = [
-        dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0])
+        dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0]),
+        dict(type='ProgressHook', name=cfg.model.type)
     ]
     runner = Runner.from_cfg(quiet(cfg))
     t = time.time()
-    runner.train()
-    took = time.time() - t
-    # a run the time budget stopped early has no "last iteration" checkpoint
-    runner.save_checkpoint(work_dir, 'final.pth', save_optimizer=False,
-                           save_param_scheduler=False)
+    with checkpoint_io():
+        runner.train()
+        took = time.time() - t
+        # a run the time budget stopped early has no "last iteration"
+        # checkpoint
+        runner.save_checkpoint(work_dir, 'final.pth', save_optimizer=False,
+                               save_param_scheduler=False)
     print(f'{cfg.model.type}: {runner.iter} iterations in {took:.0f} s')
     return runner, osp.join(work_dir, 'final.pth'), runner.iter, took
 
@@ -122,6 +128,8 @@ def evaluate(ckpt, work_dir, kind, pictures=None):
     """Every task's metrics for one MQ-Former checkpoint."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+
+    from mqformer.compat import checkpoint_io
     out = {}
     for task in TASKS:
         cfg = text_encoder(Config.fromfile(EVAL_CFG.format(task)), kind)
@@ -130,7 +138,9 @@ def evaluate(ckpt, work_dir, kind, pictures=None):
         if pictures:
             cfg.default_hooks.visualization.update(
                 draw=True, test_out_dir=osp.abspath(osp.join(pictures, task)))
-        out[task] = Runner.from_cfg(quiet(cfg)).test()
+        cfg.custom_hooks = [dict(type='ProgressHook', name=f'{task}:')]
+        with checkpoint_io():
+            out[task] = Runner.from_cfg(quiet(cfg)).test()
     return out
 
 
@@ -171,7 +181,7 @@ def table(rows):
 def main():
     args = parse_args()
     CFG_OPTIONS.update(args.cfg_options)
-    LR_DROP[0] = args.lr_drop
+    LR_DROP[0] = args.lr_drop or None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     t0 = time.time()
     subprocess.run([

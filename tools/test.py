@@ -7,8 +7,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mqformer  # noqa: F401  (registers components, applies compat shims)
-from mqformer.compat import cpu_distributed
+import mqformer  # noqa: F401  (registers components)
+from mqformer.compat import checkpoint_io, cpu_distributed
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 
@@ -60,6 +60,11 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    # weights that do not fit the model are an error, not a partly random
+    # model's scores
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='CheckpointFitHook')
+    ]
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     with cpu_distributed(cfg):  # CPU-only multi-process runs (gloo)
@@ -72,7 +77,8 @@ def main():
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    runner.test()
+    with checkpoint_io():  # weights-only checkpoint loading
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -9,8 +9,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mqformer  # noqa: F401  (registers components, applies compat shims)
-from mqformer.compat import cpu_distributed
+import mqformer  # noqa: F401  (registers components)
+from mqformer.compat import checkpoint_io, cpu_distributed
 
 
 def parse_args():
@@ -75,6 +75,11 @@ def build_cfg(args) -> Config:
         else:
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.enable and '
                                'auto_scale_lr.base_batch_size in the config')
+    # random states travel with every checkpoint: --resume continues bit for
+    # bit where the run stopped (or was killed)
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -84,15 +89,30 @@ def build_cfg(args) -> Config:
     return cfg
 
 
+def check_work_dir(path: str) -> None:
+    """Fail before building anything if checkpoints cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = osp.join(path, f'.write_test_{os.getpid()}')
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise SystemExit(f'work dir {path} is not writable: {e.strerror} '
+                         f'({e.filename}); pass --work-dir DIR') from None
+
+
 def main():
     args = parse_args()
     cfg = build_cfg(args)
+    check_work_dir(cfg.work_dir)
     with cpu_distributed(cfg):  # CPU-only multi-process runs (gloo)
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
         else:
             runner = RUNNERS.build(cfg)
-    runner.train()
+    with checkpoint_io():  # weights-only checkpoint loading and saving
+        runner.train()
 
 
 if __name__ == '__main__':

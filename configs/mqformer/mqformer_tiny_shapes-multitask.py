@@ -31,7 +31,7 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=600)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='NonFiniteGuardOptimWrapper',  # NaN/inf loss: step skipped
     optimizer=dict(type='AdamW', lr=4e-4, weight_decay=0.05),
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [

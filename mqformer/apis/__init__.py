@@ -1,3 +1,6 @@
-from .inferencer import MQFormerInferencer, encode_mask, read_image
+from .checkpoint_fit import CheckpointFitHook, check_checkpoint_fits
+from .inferencer import (MQFormerInferencer, check_texts, encode_mask,
+                         read_image)
 
-__all__ = ['MQFormerInferencer', 'encode_mask', 'read_image']
+__all__ = ['MQFormerInferencer', 'encode_mask', 'read_image', 'check_texts',
+           'check_checkpoint_fits', 'CheckpointFitHook']

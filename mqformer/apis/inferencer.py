@@ -10,6 +10,8 @@ import torch
 from mmengine.dataset import Compose
 from pycocotools import mask as mask_utils
 
+from .checkpoint_fit import check_checkpoint_fits
+
 TASKS = ('panoptic', 'instance', 'semantic', 'referring', 'foreground',
          'detection')
 
@@ -22,15 +24,42 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 
 def read_image(path: str) -> np.ndarray:
-    """Any JPEG/PNG (grayscale and RGBA included) -> (H, W, 3) uint8 BGR, or
-    a ``ValueError`` naming the file."""
+    """Any JPEG/PNG (grayscale, RGBA, CMYK, 16-bit and EXIF-rotated
+    included: the EXIF orientation is applied, as viewers show the photo) ->
+    (H, W, 3) uint8 BGR, or a ``ValueError`` naming the file (empty,
+    undecodable, truncated JPEG)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
-    img = mmcv.imread(path, flag='color')  # gray -> 3 channels, drops alpha
+    with open(path, 'rb') as f:
+        data = f.read()
+    if not data:
+        raise ValueError(f'cannot read image {path}: the file is empty '
+                         '(0 bytes)')
+    if data[:2] == b'\xff\xd8' and b'\xff\xd9' not in data[-1024:]:
+        # OpenCV decodes a cut-off JPEG without an error, grey below the cut
+        raise ValueError(f'cannot read image {path}: truncated JPEG (no '
+                         'end-of-image marker; was the download cut off?)')
+    img = mmcv.imfrombytes(data, flag='color')  # gray -> 3 ch, drops alpha
     if img is None:
         raise ValueError(f'cannot decode image {path} (not a readable '
                          'JPEG/PNG)')
     return img
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """A clear error for a text list the model cannot answer."""
+    if isinstance(texts, str):
+        raise TypeError(f'texts must be a list of strings, got the string '
+                        f'{texts!r} (wrap it in a list)')
+    if not texts:
+        raise ValueError('give at least one text')
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f'texts[{i}] is {type(t).__name__} {t!r}, not a '
+                            'string')
+        if not t.strip():
+            raise ValueError(f'texts[{i}] is empty; every text must name '
+                             'something')
 
 
 class MQFormerInferencer:
@@ -58,7 +87,7 @@ class MQFormerInferencer:
         import mqformer  # noqa: F401
         from mmdet.apis import init_detector
         from mmdet.registry import VISUALIZERS
-        from mmengine.runner import load_checkpoint
+        from mmengine.runner.checkpoint import load_state_dict
         # the weights are loaded here, not by init_detector: a run on a
         # ConcatDataset of datasets with different metainfo (the demo, every
         # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
@@ -67,7 +96,15 @@ class MQFormerInferencer:
             warnings.filterwarnings('ignore', 'checkpoint is None')
             self.model = init_detector(config, None, device=device)
         if weights:
-            ckpt = load_checkpoint(self.model, weights, map_location='cpu')
+            from mmengine.runner import CheckpointLoader
+
+            from mqformer.compat import checkpoint_io
+            with checkpoint_io():  # weights only: a checkpoint cannot run code
+                ckpt = CheckpointLoader.load_checkpoint(weights,
+                                                        map_location='cpu')
+            check_checkpoint_fits(self.model, ckpt.get('state_dict', ckpt),
+                                  weights)
+            load_state_dict(self.model, ckpt.get('state_dict', ckpt))
             meta = ckpt.get('meta', {}).get('dataset_meta')
             if isinstance(meta, list):  # one metainfo per mixed dataset
                 meta = meta[0]
@@ -100,8 +137,7 @@ class MQFormerInferencer:
                 task: str = 'panoptic',
                 stuff_texts: Sequence[str] = ()) -> 'DetDataSample':  # noqa
         """One image (path or BGR array) -> a data sample with predictions."""
-        if not texts:
-            raise ValueError('give at least one text')
+        check_texts(texts)
         path = img if isinstance(img, str) else None
         img = read_image(img) if path else img
         results = dict(

@@ -1,4 +1,7 @@
 """COCO-format datasets with checked annotations and optional captions."""
+import json
+import math
+import os.path as osp
 from collections import defaultdict
 from typing import List, Union
 
@@ -15,8 +18,11 @@ class CocoTextDataset(CocoDataset):
 
     - a ``category_id`` missing from the file's ``categories`` is an error
       naming the annotation file and annotation id;
-    - zero-area annotations and boxes outside the image are skipped, and
-      the skips are logged once per dataset with their annotation ids;
+    - zero-area, inverted and non-finite boxes, boxes outside the image and
+      polygons with fewer than 3 points are skipped, and the skips are
+      logged once per dataset with their annotation ids;
+    - an RLE mask whose size is not the image's, an empty file and a json
+      that is not COCO are errors naming the file (and annotation);
     - ``captions`` (synthetic object captions, a list of strings, optionally
       with ``caption_scores``) are kept on each instance for
       :class:`SampleCaptions`.
@@ -27,7 +33,19 @@ class CocoTextDataset(CocoDataset):
 
     def load_data_list(self) -> List[dict]:
         self._skipped = defaultdict(list)
-        data_list = super().load_data_list()
+        path = self.ann_file
+        if osp.isfile(path) and osp.getsize(path) == 0:
+            raise ValueError(f'{path}: the annotation file is empty (0 '
+                             'bytes)')
+        try:
+            data_list = super().load_data_list()
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not valid json ({e})') from None
+        except (KeyError, TypeError, AttributeError, AssertionError) as e:
+            raise ValueError(
+                f'{path}: not a COCO annotation file ({type(e).__name__}: '
+                f'{e}); COCO json is an object with "images", "annotations" '
+                'and "categories" lists') from None
         if self._skipped:
             summary = '; '.join(f'{why}: {len(ids)} (ids {ids[:10]})'
                                 for why, ids in self._skipped.items())
@@ -48,11 +66,33 @@ class CocoTextDataset(CocoDataset):
             x1, y1, w, h = ann['bbox']
             inside_w = min(x1 + w, img['width']) - max(x1, 0)
             inside_h = min(y1 + h, img['height']) - max(y1, 0)
-            if ann.get('area', 1) <= 0 or w < 1 or h < 1:
-                self._skipped['zero area'].append(ann.get('id'))
+            seg = ann.get('segmentation')
+            if not all(math.isfinite(float(v)) for v in ann['bbox']):
+                self._skipped['non-finite box'].append(ann.get('id'))
+            elif ann.get('area', 1) <= 0 or w < 1 or h < 1:
+                self._skipped['zero area or inverted box'].append(
+                    ann.get('id'))
             elif inside_w <= 0 or inside_h <= 0:
                 self._skipped['box outside the image'].append(ann.get('id'))
+            elif isinstance(seg, dict) and list(seg.get('size', [])) != [
+                    img['height'], img['width']]:
+                raise ValueError(
+                    f'{self.ann_file}: annotation {ann.get("id")} of image '
+                    f'{img.get("file_name")} has an RLE mask of size '
+                    f'{seg.get("size")}, but the image is '
+                    f'{[img["height"], img["width"]]} (height, width)')
             else:
+                if isinstance(seg, list) and seg:
+                    # mmdet replaces a mask without a valid polygon by an
+                    # ignored dummy: drop short polygons here, and the
+                    # annotation if none is left, with a logged count
+                    polys = [p for p in seg if len(p) >= 6 and len(p) % 2 == 0]
+                    if len(polys) < len(seg):
+                        self._skipped['polygon with < 3 points'].append(
+                            ann.get('id'))
+                        if not polys:
+                            continue
+                        ann = dict(ann, segmentation=polys)
                 kept.append(ann)
         raw_data_info['raw_ann_info'] = kept
         data_info = super().parse_data_info(raw_data_info)

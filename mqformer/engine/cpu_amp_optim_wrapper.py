@@ -2,13 +2,13 @@
 from contextlib import contextmanager
 
 import torch
-from mmengine.optim import OptimWrapper
 
 from mmdet.registry import OPTIM_WRAPPERS
+from .non_finite_guard import NonFiniteGuardOptimWrapper
 
 
 @OPTIM_WRAPPERS.register_module()
-class CPUAmpOptimWrapper(OptimWrapper):
+class CPUAmpOptimWrapper(NonFiniteGuardOptimWrapper):
     """``OptimWrapper`` whose forward runs under ``torch.autocast('cpu',
     dtype=torch.bfloat16)``.
 
@@ -17,6 +17,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
     scaling is needed and gradients and optimizer state stay float32.
     ``tools/train.py --amp`` picks this wrapper when CUDA is unavailable
     and mmengine's ``AmpOptimWrapper`` (fp16, dynamic loss scale) on GPUs.
+    Non-finite losses skip the step (:class:`NonFiniteGuardOptimWrapper`).
     """
 
     @contextmanager

@@ -61,7 +61,7 @@ class ProgressHook(Hook):
         elapsed = time.perf_counter() - self.start
         loss = (outputs or {}).get('loss')
         text = (f'{self.name} train iter {runner.iter + 1}'
-                + (f' loss {float(loss):.3f}' if loss is not None else '')
+                + (f' loss {float(loss.detach()):.3f}' if loss is not None else '')
                 + f' {elapsed / 60:.1f} min')
         budget = self._budget(runner)
         if budget is not None:

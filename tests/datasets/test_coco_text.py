@@ -61,7 +61,7 @@ def test_zero_area_and_outside_boxes_are_logged_skips(coco):
     n = sum(len(ds.get_data_info(i)['instances']) for i in range(len(ds)))
     assert n == len(data['annotations']) - 2
     log = '\n'.join(records)
-    assert 'zero area: 1 (ids [1])' in log
+    assert 'zero area or inverted box: 1 (ids [1])' in log
     assert 'box outside the image: 1 (ids [2])' in log
 
 

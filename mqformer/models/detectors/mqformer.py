@@ -3,6 +3,7 @@ import math
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmengine.logging import MessageHub
 from torch import Tensor, nn
 
 from mmdet.models.detectors import DeformableDETR, DetectionTransformer
@@ -11,6 +12,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
 from mmdet.utils import ConfigType, OptConfigType
+from ...engine.non_finite_guard import NONFINITE_TERMS
 from ..layers import QuerySplit, check_query_mode
 from ..text_encoders import CLASS_TEXT
 
@@ -398,6 +400,16 @@ class MQFormer(DetectionTransformer):
         head_inputs.update(text_dict)
         head_inputs['mask_features'] = enc['mask_features']
         return head_inputs
+
+    def parse_losses(self, losses: Dict[str, Tensor]):
+        """mmengine's, plus the names of non-finite terms in the message
+        hub (``nonfinite_loss_terms``) for
+        :class:`NonFiniteGuardOptimWrapper`'s report."""
+        loss, log_vars = super().parse_losses(losses)
+        bad = [k for k, v in log_vars.items()
+               if k != 'loss' and not torch.isfinite(v).all()]
+        MessageHub.get_current_instance().update_info(NONFINITE_TERMS, bad)
+        return loss, log_vars
 
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:

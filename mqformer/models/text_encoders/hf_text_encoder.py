@@ -1,5 +1,6 @@
 """Hugging Face text encoders for open-vocabulary class and phrase embeddings."""
 import importlib
+import logging
 import os
 import os.path as osp
 import random
@@ -8,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -104,6 +106,7 @@ class HFTextEncoder(BaseModule):
         self._phrase_cache: 'OrderedDict[str, Tensor]' = OrderedDict()
         self.phrase_cache_size = phrase_cache_size
         self.num_encoded = 0  # strings run through the text model (for tests)
+        self.num_truncated = 0  # texts cut at max_length tokens
 
         tok_path = tokenizer_name_or_path or model_name_or_path
         if tok_path is None:
@@ -168,6 +171,7 @@ class HFTextEncoder(BaseModule):
         outs = []
         for i in range(0, len(strings), self.batch_size):
             chunk = list(strings[i:i + self.batch_size])
+            self._warn_truncated(chunk)
             tok = self.tokenizer(
                 chunk,
                 padding=True,
@@ -192,6 +196,23 @@ class HFTextEncoder(BaseModule):
         if not outs:
             return torch.zeros(0, self.embed_dims, device=device)
         return torch.cat(outs)
+
+    def _warn_truncated(self, strings: Sequence[str]) -> None:
+        """Texts over ``max_length`` tokens are cut (as CLIP cuts at 77):
+        counted in ``num_truncated`` and logged on the first one."""
+        # a character makes at most four tokens (UTF-8 bytes in byte-level
+        # BPE): shorter strings cannot exceed max_length
+        long = [t for t in strings if len(t) > (self.max_length - 2) // 4]
+        if not long:
+            return
+        ids = self.tokenizer(long, truncation=False)['input_ids']
+        cut = [t for t, i in zip(long, ids) if len(i) > self.max_length]
+        if cut and self.num_truncated == 0:
+            print_log(f'text longer than the text model\'s {self.max_length} '
+                      f'tokens, truncated: {cut[0][:60]!r}... (counted in '
+                      'num_truncated; logged once)', logger='current',
+                      level=logging.WARNING)
+        self.num_truncated += len(cut)
 
     def _encode_cached(self, strings: Sequence[str],
                        phrases: bool = False) -> Tensor:

@@ -1,0 +1,98 @@
+"""A NaN/inf loss is reported with the iteration and the loss terms, the
+weights and optimizer state are not updated with it, and too many in a row
+stop training with a clear error."""
+import logging
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+
+from conftest import tiny_cfg
+
+
+class NaNBoxLoss(Hook):
+    """Makes ``loss_bbox`` NaN at the given (0-based) iterations and
+    records the parameters around them."""
+
+    def __init__(self, iters):
+        self.iters = set(iters)
+        self.active = False
+        self.same = {}
+
+    def before_train(self, runner):
+        head = runner.model.bbox_head
+        orig = head.loss_bbox.forward
+
+        def forward(*args, **kwargs):
+            out = orig(*args, **kwargs)
+            return out * float('nan') if self.active else out
+
+        head.loss_bbox.forward = forward
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.active = runner.iter in self.iters
+        self.before = [p.detach().clone()
+                       for p in runner.model.parameters()]
+        opt = runner.optim_wrapper.optimizer
+        self.steps = [opt.state[p].get('step') for p in opt.state][:1]
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        params = list(runner.model.parameters())
+        self.same[runner.iter] = all(
+            torch.equal(a, b) for a, b in zip(self.before, params))
+        opt = runner.optim_wrapper.optimizer
+        if runner.iter in self.iters and self.steps:
+            assert [opt.state[p].get('step') for p in opt.state][:1] == \
+                self.steps
+
+
+def runner_for(shapes_root, tmp_path, iters, max_iters, **wrapper):
+    import mqformer  # noqa: F401
+    from mmengine.runner import Runner
+    cfg = tiny_cfg(shapes_root, tmp_path)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = 10**6
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=10**6, by_epoch=False)
+    cfg.optim_wrapper.update(wrapper)
+    hook = NaNBoxLoss(iters)
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(hook)
+    return runner, hook
+
+
+def capture():
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())
+    MMLogger.get_current_instance().addHandler(handler)
+    return records, handler
+
+
+def test_a_nan_step_is_skipped_and_reported(shapes_root, tmp_path):
+    from mmengine.logging import MMLogger
+    runner, hook = runner_for(shapes_root, tmp_path, {1}, 3)
+    records, handler = capture()
+    try:
+        runner.train()
+    finally:
+        MMLogger.get_current_instance().removeHandler(handler)
+    assert type(runner.optim_wrapper).__name__ == \
+        'NonFiniteGuardOptimWrapper'  # the configs' wrapper
+    assert hook.same == {0: False, 1: True, 2: False}
+    msg = [m for m in records if 'non-finite loss' in m]
+    assert len(msg) == 1 and msg[0].startswith('iteration 2: ')
+    assert 'loss_bbox' in msg[0] and 'weights not updated' in msg[0]
+    assert 'loss_cls' not in msg[0]  # only the terms that were not finite
+    assert runner.optim_wrapper.num_skipped == 1
+
+
+def test_too_many_in_a_row_stop_training_clearly(shapes_root, tmp_path):
+    runner, _ = runner_for(shapes_root, tmp_path, range(1, 100), 20,
+                           max_consecutive=3)
+    with pytest.raises(RuntimeError, match=r'training stopped at iteration '
+                       r'4: 3 non-finite losses in a row \(last: .*loss_bbox'):
+        runner.train()
