@@ -1,18 +1,19 @@
 """Compatibility shims for the OpenMMLab 2.x stack on current torch / numpy.
 
-Applied once when :mod:`mqformer` is imported. Each shim is the smallest change
-that makes an upstream code path we use work again, and each has a test in
-``tests/test_compat.py`` that fails without it.
-
-Nothing is patched when :mod:`mqformer` is imported; each shim is applied
-where it is needed, by the entry points, and undone afterwards.
+Each shim is the smallest change that makes an upstream code path we use work
+again, and each has a test (``tests/test_compat.py``,
+``tests/test_distributed.py``, ``tests/test_kill_resume.py``) that fails
+without it. Nothing is patched when :mod:`mqformer` is imported; each shim is
+applied where it is needed, by the entry points, and undone afterwards.
 
 1. Checkpoint I/O, :func:`checkpoint_io` (``tools/train.py``,
    ``tools/test.py``, ``tools/demo.py``, :class:`MQFormerInferencer`).
-   ``torch.load`` defaults to ``weights_only=True`` since torch 2.6
-   (pytorch/pytorch#101234 made it the default in 2.6) and mmengine 0.10.7
-   calls ``torch.load(filename, map_location=...)`` when loading and resuming
-   (open-mmlab/mmengine#1620). Its checkpoints hold a ``message_hub`` with
+   ``torch.load`` defaults to ``weights_only=True`` since torch 2.6 and
+   mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` when
+   loading and resuming (upstream: open-mmlab/mmengine issue #1655, "torch.load
+   weights_only error", and the open PR #1650, which passes
+   ``weights_only=False`` instead and so lets a checkpoint run code). Its
+   checkpoints hold a ``message_hub`` with
    :class:`~mmengine.logging.HistoryBuffer` objects and numpy arrays and
    scalars, which the restricted unpickler refuses. Inside the context we
    keep ``weights_only=True`` (a checkpoint from an untrusted path cannot
@@ -22,7 +23,8 @@ where it is needed, by the entry points, and undone afterwards.
    with a message naming the file and the refused global.
 2. Also inside :func:`checkpoint_io`: mmengine's
    ``HistoryBuffer.__getstate__`` pickles its statistics methods
-   (``HistoryBuffer.min``, ...) as ``getattr(HistoryBuffer, 'min')``;
+   (``HistoryBuffer.min``, ...) as ``getattr(HistoryBuffer, 'min')`` (pickle
+   protocol 2, which ``torch.save`` uses);
    allowing ``getattr`` would defeat ``weights_only``. Those methods live in
    a class-level registry that ``__setstate__`` restores anyway, so a buffer
    is pickled without them (checkpoints saved by stock mmengine with a
@@ -41,7 +43,8 @@ where it is needed, by the entry points, and undone afterwards.
    ``tools/test.py`` call it for a run with a launcher and no CUDA; it makes
    ``set_device`` a no-op only while the runner sets up the process group,
    switches an ``nccl`` backend to ``gloo`` and wraps the model with
-   ``device_ids=None``.
+   ``device_ids=None``. (No upstream issue found; mmengine's launcher
+   assumes a GPU per process.)
 """
 import logging
 import os

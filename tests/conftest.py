@@ -25,6 +25,25 @@ def shapes_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint of the tiny config (random weights; shapes are what
+    count)."""
+    import torch
+
+    import mqformer  # noqa: F401
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(TINY_CFG).model)
+    model.init_weights()
+    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    return path
+
+
 def tiny_cfg(shapes_root=None, work_dir=None, text_encoder='tiny'):
     """The tiny config, pointed at a generated shapes world."""
     import mqformer  # noqa: F401

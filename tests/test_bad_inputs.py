@@ -22,18 +22,8 @@ TEXTS = ['sky', 'red circle', 'blue square']
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    import mqformer  # noqa: F401
-    from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(TINY_CFG).model)
-    model.init_weights()
-    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
-    return path
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')

@@ -16,20 +16,8 @@ TEXTS = ['sky', 'grass', 'water', 'road', 'red circle', 'blue square']
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A tiny MQ-Former checkpoint (random weights; shapes are what count)."""
-    import mqformer  # noqa: F401
-    from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(TINY_CFG)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
-    return path
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')

@@ -23,9 +23,10 @@ def registered():
     return DATASETS
 
 
-def panoptic_dataset(root, pipeline, **kw):
+def panoptic_cfg(root, pipeline, **kw):
+    """mmdet's CocoPanopticDataset on a write_coco_panoptic fixture."""
     w = ShapesWorld()
-    return registered().build(dict(
+    return dict(
         type='CocoPanopticDataset', data_root=str(root),
         ann_file='annotations/panoptic_train2017.json',
         data_prefix=dict(img='train2017/',
@@ -33,8 +34,12 @@ def panoptic_dataset(root, pipeline, **kw):
         metainfo=dict(classes=w.thing_classes + w.stuff_classes,
                       thing_classes=w.thing_classes,
                       stuff_classes=w.stuff_classes),
-        filter_cfg=dict(filter_empty_gt=False), return_classes=True,
-        pipeline=pipeline, **kw))
+        filter_cfg=dict(filter_empty_gt=False), pipeline=pipeline, **kw)
+
+
+def panoptic_dataset(root, pipeline, **kw):
+    return registered().build(panoptic_cfg(root, pipeline,
+                                           return_classes=True, **kw))
 
 
 def test_coco_panoptic_crowd_segments_are_not_trained_as_instances(tmp_path):
@@ -206,7 +211,6 @@ def test_refcoco_random_sentence_is_drawn_at_every_load(refcoco):
 def test_refcoco_eval_images_are_kept_out_of_coco_training(refcoco, tmp_path):
     root, refs = refcoco
     write_coco_panoptic(str(root), ShapesWorld(seed=8), 6, 'train2017')
-    w = ShapesWorld()
     DATASETS = registered()
     from mmengine.logging import MMLogger
     import logging
@@ -217,15 +221,7 @@ def test_refcoco_eval_images_are_kept_out_of_coco_training(refcoco, tmp_path):
     try:
         ds = DATASETS.build(dict(
             type='ExcludeImages',
-            dataset=dict(
-                type='CocoPanopticDataset', data_root=str(root),
-                ann_file='annotations/panoptic_train2017.json',
-                data_prefix=dict(img='train2017/',
-                                 seg='annotations/panoptic_train2017/'),
-                metainfo=dict(classes=w.thing_classes + w.stuff_classes,
-                              thing_classes=w.thing_classes,
-                              stuff_classes=w.stuff_classes),
-                filter_cfg=dict(filter_empty_gt=False), pipeline=[]),
+            dataset=panoptic_cfg(root, []),
             ref_files=[str(root / 'refcoco' / 'refs(unc).p')]))
     finally:
         MMLogger.get_current_instance().removeHandler(handler)
