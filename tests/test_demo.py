@@ -49,3 +49,15 @@ def test_short_demo_end_to_end(tmp_path):
     assert res['texts'] == ['person', 'sky', 'red circle']
     assert (res['height'], res['width']) == (600, 512)
     assert osp.isfile(tmp_path / 'inferred' / 'grace_hopper.jpg')
+
+    # the same checkpoint through the Python API, on two real photographs
+    from mqformer.apis import MQFormerInferencer
+    inferencer = MQFormerInferencer(
+        f'{REPO}/configs/mqformer/mqformer_tiny_shapes-multitask.py',
+        str(ckpt))
+    assert isinstance(inferencer.model.dataset_meta, dict)  # list in ckpt
+    photos = [photo, osp.join(matplotlib.get_data_path(), 'sample_data',
+                              'Minduka_Present_Blue_Pack.png')]
+    results = inferencer(photos, ['person', 'box', 'sky'], task='instance')
+    assert [(r['height'], r['width']) for r in results][0] == (600, 512)
+    assert all(r['instances'] is not None for r in results)
