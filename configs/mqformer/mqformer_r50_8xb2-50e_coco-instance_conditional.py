@@ -1,3 +1,5 @@
 # Ablation baseline (paper Table 2): conditional queries only.
 _base_ = './mqformer_r50_8xb2-50e_coco-instance.py'
-model = dict(query_mode='conditional')
+# the same total as the mixed model's 100 learnable + 300 conditional (the
+# paper gives every strategy 400 queries)
+model = dict(query_mode='conditional', num_conditional_queries=400)

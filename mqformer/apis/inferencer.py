@@ -161,6 +161,15 @@ class MQFormerInferencer:
     def to_json(self, sample, task: str) -> dict:
         """Predictions as plain JSON (RLE masks, xyxy boxes, scores, texts)."""
         texts = list(sample.texts)
+        n_cond = sample.metainfo.get('num_conditional_queries')
+
+        def query(index: int) -> dict:
+            """The query that made a prediction and its type."""
+            if index < 0 or n_cond is None:
+                return {}
+            return dict(query_index=index, query_type='learnable'
+                        if index >= n_cond else 'conditional')
+
         out = dict(image=sample.img_path, task=task, texts=texts,
                    height=int(sample.ori_shape[0]),
                    width=int(sample.ori_shape[1]))
@@ -177,20 +186,28 @@ class MQFormerInferencer:
                             bbox=[float(v) for v in inst.bboxes[i]])
                 if 'masks' in inst:
                     item['mask'] = encode_mask(inst.masks[i].cpu().numpy())
+                if 'query_index' in inst:
+                    item.update(query(int(inst.query_index[i])))
                 items.append(item)
             out['instances'] = items
         if 'pred_panoptic_seg' in sample:
             from mmdet.evaluation.functional import INSTANCE_OFFSET
             pan = sample.pred_panoptic_seg.sem_seg[0].cpu().numpy()
+            qmap = sample.pred_panoptic_seg.get('query_index')
+            qmap = qmap[0].cpu().numpy() if qmap is not None else None
             segs = []
             for sid in np.unique(pan):
                 label = int(sid % INSTANCE_OFFSET)
                 if label >= len(texts):
                     continue  # void
                 m = pan == sid
-                segs.append(dict(id=int(sid), text=texts[label], label=label,
-                                 is_thing=bool(sid >= INSTANCE_OFFSET),
-                                 area=int(m.sum()), mask=encode_mask(m)))
+                seg = dict(id=int(sid), text=texts[label], label=label,
+                           is_thing=bool(sid >= INSTANCE_OFFSET),
+                           area=int(m.sum()), mask=encode_mask(m))
+                if qmap is not None:  # a stuff segment may merge queries:
+                    ids, counts = np.unique(qmap[m], return_counts=True)
+                    seg.update(query(int(ids[counts.argmax()])))  # largest
+                segs.append(seg)
             out['panoptic'] = segs
         if 'pred_sem_seg' in sample:
             sem = sample.pred_sem_seg.sem_seg[0].cpu().numpy()

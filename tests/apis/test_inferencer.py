@@ -110,3 +110,21 @@ def test_infer_tool_on_a_folder_keeps_going_past_a_corrupt_file(
         assert (tmp_path / f'{name}.json').exists()
         assert (tmp_path / f'{name}.jpg').exists()
     assert '3 of 4 images done' in out.stdout
+
+
+def test_every_prediction_names_its_query_and_type(inferencer, images):
+    model = inferencer.model
+    n_cond = model.num_conditional
+    assert n_cond == 20 and model.num_learnable == 10
+    for task, key in (('instance', 'instances'), ('panoptic', 'panoptic'),
+                      ('referring', 'instances')):
+        res = inferencer(str(images / 'rgb.jpg'), TEXTS, task=task)[0]
+        assert res[key], task
+        for item in res[key]:
+            q = item['query_index']
+            assert 0 <= q < n_cond + model.num_learnable
+            assert item['query_type'] == ('learnable' if q >= n_cond else
+                                          'conditional')
+    sample = inferencer.predict(str(images / 'rgb.jpg'), TEXTS, 'instance')
+    inst = sample.pred_instances
+    assert torch.equal(inst.query_learnable, inst.query_index >= n_cond)

@@ -77,3 +77,30 @@ def test_table2_mix_builds_from_fixtures(roots, cfg_name, n):
     expected = {1: {'panoptic'}, 2: {'panoptic', 'semantic'},
                 6: {'panoptic', 'semantic', 'grounding', 'referring'}}[n]
     assert tasks == expected
+
+
+def test_query_ablation_configs_give_every_strategy_the_same_total():
+    """Paper Table 2: learnable 400, conditional 400, mixed 100 + 300."""
+    import mqformer  # noqa: F401
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    totals = {}
+    for suffix in ('', '_learnable', '_conditional'):
+        cfg = Config.fromfile(osp.join(
+            REPO, 'configs', 'mqformer',
+            f'mqformer_r50_8xb2-50e_coco-instance{suffix}.py'))
+        m = cfg.model
+        mode = m.query_mode
+        n_l = m.num_learnable_queries if mode != 'conditional' else 0
+        n_c = m.num_conditional_queries if mode != 'learnable' else 0
+        totals[mode] = (n_l, n_c)
+    assert totals == {'mixed': (100, 300), 'learnable': (400, 0),
+                      'conditional': (0, 400)}
+    # and the built model really has that many matching queries
+    cfg.model.text_encoder = Config.fromfile(osp.join(
+        REPO, 'configs/_base_/models/mqformer_tiny.py')).tiny_text_encoder
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    assert model.num_queries == 400 and model.num_learnable == 0

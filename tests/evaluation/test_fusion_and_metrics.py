@@ -366,3 +366,31 @@ def test_instance_boxes_from_masks_with_the_head_box_for_an_empty_mask():
     head = {int(q): box.tolist() for q, box in zip(a.query_index, a.bboxes)}
     assert by_query[2] == head[2] == pytest.approx([38.4, 25.6, 57.6, 38.4])
     assert torch.equal(a.scores, b.scores) and torch.equal(a.masks, b.masks)
+
+
+def test_predictions_know_their_query():
+    """Panoptic pixels and instances carry the index of the query that made
+    them; a query below the score threshold makes nothing."""
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    h, w = 8, 8
+    mask = torch.full((3, h, w), -10.)
+    mask[0, :, :4] = 10.   # query 0: sky, left half
+    mask[1, :4, 4:] = 10.  # query 1: red circle, top right
+    mask[2] = 10.          # query 2: everywhere, but scores low
+    cls = torch.tensor([[6., -9.], [-9., 6.], [-9., -3.]])
+    meta = dict(img_shape=(32, 32), batch_input_shape=(32, 32),
+                ori_shape=(32, 32), scale_factor=(1.0, 1.0),
+                text_is_thing=[False, True])
+    out = fusion(panoptic_on=True, instance_on=True, max_per_img=2).predict(
+        cls, torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 3), mask, meta)
+    qmap = out['pred_panoptic_seg'].query_index[0]
+    pan = out['pred_panoptic_seg'].sem_seg[0]
+    # inside each region (its border is bilinear)
+    assert (qmap[:, :14] == 0).all() and (pan[:, :14] == 0).all()
+    assert (qmap[:14, 18:] == 1).all()
+    assert (pan[:14, 18:] % INSTANCE_OFFSET == 1).all()
+    assert (qmap[18:, 18:] == -1).all()  # void: query 2 is below threshold
+    assert ((qmap == -1) == (pan == 2)).all()  # void pixels are void
+    inst = out['pred_instances']
+    assert sorted(zip(inst.query_index.tolist(), inst.labels.tolist())) == \
+        [(0, 0), (1, 1)]

@@ -430,9 +430,20 @@ class MQFormer(DetectionTransformer):
         for b, sample in enumerate(batch_data_samples):
             out = self.fusion_head.predict(cls[b, :, :num_texts[b]], boxes[b],
                                            masks[b], sample.metainfo, rescale)
+            inst = out.get('pred_instances')
+            if inst is not None and 'query_index' in inst:
+                inst.query_learnable = self.is_learnable(inst.query_index)
             for key, value in out.items():
                 setattr(sample, key, value)
+            # matching queries are laid out [conditional | learnable]
+            sample.set_metainfo(
+                dict(num_conditional_queries=self.num_conditional))
         return batch_data_samples
+
+    def is_learnable(self, query_index: Tensor) -> Tensor:
+        """(K, ) matching-query indices -> (K, ) bool, True for learnable
+        queries (the predictions are laid out [conditional | learnable])."""
+        return query_index >= self.num_conditional
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: OptSampleList = None) -> Tuple[Tensor]:

@@ -97,8 +97,8 @@ class MQFusionHead(BaseModule):
         if on['panoptic']:
             is_thing = img_meta.get('text_is_thing') or [True] * probs.size(1)
             keep = self.panoptic_candidates(probs)
-            out['pred_panoptic_seg'] = self.panoptic(probs[keep],
-                                                     masks_of(keep), is_thing)
+            out['pred_panoptic_seg'] = self.panoptic(
+                probs[keep], masks_of(keep), is_thing, query_index=keep)
         if on['foreground']:
             out['pred_fg'] = self.foreground(probs, all_masks)
         return out
@@ -203,8 +203,14 @@ class MQFusionHead(BaseModule):
             scores > self.test_cfg.get('object_mask_thr', 0.25)).flatten()
 
     def panoptic(self, probs: Tensor, mask_probs: Tensor,
-                 is_thing: Sequence[bool]) -> PixelData:
-        """MaskDINO-style panoptic merging; void is ``T`` (number of texts)."""
+                 is_thing: Sequence[bool],
+                 query_index: Optional[Tensor] = None) -> PixelData:
+        """MaskDINO-style panoptic merging; void is ``T`` (number of texts).
+
+        Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
+        (1, H, W): the query that made each pixel's segment (-1 for void;
+        ``query_index`` (N', ) maps the rows of ``probs`` to query ids).
+        """
         T = probs.size(1)
         temp = self.test_cfg.get('pano_temp', 0.06)
         cls = F.softmax(probs / temp, dim=-1) if temp else probs
@@ -215,6 +221,10 @@ class MQFusionHead(BaseModule):
         scores, labels, masks = scores[keep], labels[keep], mask_probs[keep]
         h, w = mask_probs.shape[-2:]
         pan = torch.full((h, w), T, dtype=torch.int64, device=probs.device)
+        qmap = torch.full((h, w), -1, dtype=torch.int64, device=probs.device)
+        if query_index is None:
+            query_index = torch.arange(len(probs), device=probs.device)
+        query_index = query_index[keep]
         if len(scores):
             owner = (scores[:, None, None] * masks).argmax(0)
             mask_thr = self.test_cfg.get('mask_thr', 0.5)
@@ -232,7 +242,8 @@ class MQFusionHead(BaseModule):
                     instance_id += 1
                 else:  # one segment per stuff text
                     pan[region] = label
-        return PixelData(sem_seg=pan[None])
+                qmap[region] = query_index[k]
+        return PixelData(sem_seg=pan[None], query_index=qmap[None])
 
     def referring(self, probs: Tensor, boxes: Tensor,
                   masks_of) -> InstanceData:
@@ -244,7 +255,8 @@ class MQFusionHead(BaseModule):
             labels=torch.arange(probs.size(1), device=probs.device),
             scores=scores,
             bboxes=boxes[query],
-            masks=binary[inverse])
+            masks=binary[inverse],
+            query_index=query)
 
     def foreground(self, probs: Tensor, mask_probs: Tensor) -> PixelData:
         """Soft foreground map (1, H, W) in [0, 1] for text 0: the per-pixel
