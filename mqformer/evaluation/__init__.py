@@ -1,4 +1,5 @@
 from .metrics import *  # noqa: F401,F403
+from .query_attribution import attribute_segments, summarize
 from .seginw_evaluator import SeginWEvaluator
 
-__all__ = ['SeginWEvaluator']
+__all__ = ['SeginWEvaluator', 'attribute_segments', 'summarize']
