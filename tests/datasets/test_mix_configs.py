@@ -98,6 +98,23 @@ def test_query_ablation_configs_give_every_strategy_the_same_total():
         totals[mode] = (n_l, n_c)
     assert totals == {'mixed': (100, 300), 'learnable': (400, 0),
                       'conditional': (0, 400)}
+    # every Table 2 scale has the three strategies with those totals, and
+    # the tiny panoptic ablation 10 + 20 / 30 / 30
+    for prefix, scales, want in (
+            ('mqformer_r50_8xb2-50e_', ('coco-ps', 'coco-ps_ade-ss',
+                                        'coco-ps_ade-ss_vg_ref'), 400),
+            ('mqformer_tiny_shapes-', ('panoptic', ), 30)):
+        for scale in scales:
+            for suffix in ('', '_learnable', '_conditional'):
+                m = Config.fromfile(osp.join(
+                    REPO, 'configs', 'mqformer',
+                    f'{prefix}{scale}{suffix}.py')).model
+                n_l = m.num_learnable_queries \
+                    if m.query_mode != 'conditional' else 0
+                n_c = m.num_conditional_queries \
+                    if m.query_mode != 'learnable' else 0
+                assert n_l + n_c == want, (scale, suffix)
+                assert m.query_mode == (suffix[1:] or 'mixed')
     # and the built model really has that many matching queries
     cfg.model.text_encoder = Config.fromfile(osp.join(
         REPO, 'configs/_base_/models/mqformer_tiny.py')).tiny_text_encoder

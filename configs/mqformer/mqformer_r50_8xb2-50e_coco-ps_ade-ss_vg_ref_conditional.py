@@ -1,0 +1,4 @@
+# Paper Table 2, COCO-PS + ADE-SS + VG + RefCOCO/+/g: conditional queries only, the same 400 queries in
+# total as the mixed model's 100 learnable + 300 conditional.
+_base_ = './mqformer_r50_8xb2-50e_coco-ps_ade-ss_vg_ref.py'
+model = dict(query_mode='conditional', num_conditional_queries=400)

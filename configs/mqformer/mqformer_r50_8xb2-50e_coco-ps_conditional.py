@@ -1,0 +1,4 @@
+# Paper Table 2, COCO-PS: conditional queries only, the same 400 queries in
+# total as the mixed model's 100 learnable + 300 conditional.
+_base_ = './mqformer_r50_8xb2-50e_coco-ps.py'
+model = dict(query_mode='conditional', num_conditional_queries=400)
