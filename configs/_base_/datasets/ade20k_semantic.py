@@ -37,4 +37,6 @@ ade_semantic_val = dict(
              task='semantic'),
         dict(type='PackMQInputs')
     ])
-ade_semantic_evaluator = dict(type='SemSegMetric', iou_metrics=['mIoU'])
+# output_dir PNGs in the ADE server's ids (class + 1, 0 = other)
+ade_semantic_evaluator = dict(
+    type='MQSemSegMetric', iou_metrics=['mIoU'], label_offset=1)

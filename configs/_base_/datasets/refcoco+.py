@@ -61,4 +61,4 @@ refcoco_plus_testB = dict(
     text_mode='original',
     test_mode=True,
     pipeline=refcoco_plus_test_pipeline)
-refcoco_plus_evaluator = dict(type='RefSegMetric', metric=['cIoU', 'mIoU'])
+refcoco_plus_evaluator = dict(type='MQRefSegMetric', metric=['cIoU', 'mIoU'])

@@ -51,4 +51,4 @@ refcocog_test = dict(
     text_mode='original',
     test_mode=True,
     pipeline=refcocog_test_pipeline)
-refcocog_evaluator = dict(type='RefSegMetric', metric=['cIoU', 'mIoU'])
+refcocog_evaluator = dict(type='MQRefSegMetric', metric=['cIoU', 'mIoU'])

@@ -142,6 +142,7 @@ shapes_instance_evaluator = dict(
     type='CocoMetric',
     ann_file=shapes_root + 'annotations/instances_val.json',
     metric=['bbox', 'segm'])
-shapes_semantic_evaluator = dict(type='SemSegMetric', iou_metrics=['mIoU'])
-shapes_referring_evaluator = dict(type='RefSegMetric', metric=['cIoU', 'mIoU'])
+shapes_semantic_evaluator = dict(type='MQSemSegMetric', iou_metrics=['mIoU'],
+                                 label_offset=1)  # saved PNGs: ADE ids
+shapes_referring_evaluator = dict(type='MQRefSegMetric', metric=['cIoU', 'mIoU'])
 shapes_foreground_evaluator = dict(type='ForegroundMetric')

@@ -1,3 +1,4 @@
 from .foreground_metric import ForegroundMetric
+from .submission_metrics import MQRefSegMetric, MQSemSegMetric
 
-__all__ = ['ForegroundMetric']
+__all__ = ['ForegroundMetric', 'MQSemSegMetric', 'MQRefSegMetric']
