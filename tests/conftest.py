@@ -25,6 +25,18 @@ def shapes_root(tmp_path_factory):
     return root
 
 
+def generate_world(root, train: int, val: int) -> str:
+    """The whole shapes world (every task's format) through the converter
+    tool users run; returns ``root``."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, osp.join(
+        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(root),
+        '--train', str(train), '--val', str(val)], check=True,
+        capture_output=True)
+    return str(root)
+
+
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tmp_path_factory):
     """A checkpoint of the tiny config (random weights; shapes are what

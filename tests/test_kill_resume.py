@@ -13,16 +13,12 @@ import time
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, generate_world
 
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('resume_world')
-    subprocess.run([sys.executable, osp.join(
-        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(root),
-        '--train', '8', '--val', '2'], check=True, capture_output=True)
-    return root
+    return generate_world(tmp_path_factory.mktemp('resume_world'), 8, 2)
 
 
 def write_config(root, path):

@@ -94,8 +94,7 @@ def check_work_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
         probe = osp.join(path, f'.write_test_{os.getpid()}')
-        with open(probe, 'w'):
-            pass
+        open(probe, 'w').close()
         os.remove(probe)
     except OSError as e:
         raise SystemExit(f'work dir {path} is not writable: {e.strerror} '

@@ -1,6 +1,8 @@
-from .checkpoint_fit import CheckpointFitHook, check_checkpoint_fits
+from .checkpoint_fit import (CheckpointFitHook, check_checkpoint_fits,
+                             load_fitting_weights)
 from .inferencer import (MQFormerInferencer, check_texts, encode_mask,
                          read_image)
 
 __all__ = ['MQFormerInferencer', 'encode_mask', 'read_image', 'check_texts',
-           'check_checkpoint_fits', 'CheckpointFitHook']
+           'check_checkpoint_fits', 'CheckpointFitHook',
+           'load_fitting_weights']

@@ -37,6 +37,21 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: Dict,
     raise ValueError(msg)
 
 
+def load_fitting_weights(model: torch.nn.Module, path: str) -> dict:
+    """Load ``path`` into ``model`` weights-only, refusing weights that do
+    not fit (:func:`check_checkpoint_fits`); returns the checkpoint."""
+    from mmengine.runner import CheckpointLoader
+    from mmengine.runner.checkpoint import load_state_dict
+
+    from mqformer.compat import checkpoint_io
+    with checkpoint_io():  # weights only: a checkpoint cannot run code
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
+    check_checkpoint_fits(model, state, path)
+    load_state_dict(model, state)
+    return ckpt
+
+
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Runs :func:`check_checkpoint_fits` when the runner loads weights

@@ -10,7 +10,7 @@ import torch
 from mmengine.dataset import Compose
 from pycocotools import mask as mask_utils
 
-from .checkpoint_fit import check_checkpoint_fits
+from .checkpoint_fit import load_fitting_weights
 
 TASKS = ('panoptic', 'instance', 'semantic', 'referring', 'foreground',
          'detection')
@@ -87,7 +87,6 @@ class MQFormerInferencer:
         import mqformer  # noqa: F401
         from mmdet.apis import init_detector
         from mmdet.registry import VISUALIZERS
-        from mmengine.runner.checkpoint import load_state_dict
         # the weights are loaded here, not by init_detector: a run on a
         # ConcatDataset of datasets with different metainfo (the demo, every
         # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
@@ -96,15 +95,7 @@ class MQFormerInferencer:
             warnings.filterwarnings('ignore', 'checkpoint is None')
             self.model = init_detector(config, None, device=device)
         if weights:
-            from mmengine.runner import CheckpointLoader
-
-            from mqformer.compat import checkpoint_io
-            with checkpoint_io():  # weights only: a checkpoint cannot run code
-                ckpt = CheckpointLoader.load_checkpoint(weights,
-                                                        map_location='cpu')
-            check_checkpoint_fits(self.model, ckpt.get('state_dict', ckpt),
-                                  weights)
-            load_state_dict(self.model, ckpt.get('state_dict', ckpt))
+            ckpt = load_fitting_weights(self.model, weights)
             meta = ckpt.get('meta', {}).get('dataset_meta')
             if isinstance(meta, list):  # one metainfo per mixed dataset
                 meta = meta[0]

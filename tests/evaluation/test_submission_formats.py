@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, generate_world
 
 EVAL = osp.join(REPO, 'configs', 'mqformer', 'shapes',
                 'mqformer_tiny_shapes_eval-{}.py')
@@ -20,11 +20,7 @@ EVAL = osp.join(REPO, 'configs', 'mqformer', 'shapes',
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('submission_world')
-    subprocess.run([sys.executable, osp.join(
-        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(root),
-        '--train', '2', '--val', '3'], check=True, capture_output=True)
-    return str(root)
+    return generate_world(tmp_path_factory.mktemp('submission_world'), 2, 3)
 
 
 def submit(task, checkpoint, *options):

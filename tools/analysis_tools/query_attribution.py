@@ -49,26 +49,18 @@ def main():
     import torch
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
-    from mmengine.runner import CheckpointLoader
-    from mmengine.runner.checkpoint import load_state_dict
 
     import mqformer  # noqa: F401
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import register_all_modules
-    from mqformer.apis import check_checkpoint_fits
-    from mqformer.compat import checkpoint_io
+    from mqformer.apis import load_fitting_weights
     from mqformer.evaluation import attribute_segments, summarize
     register_all_modules()
 
     cfg = Config.fromfile(args.config)
     cfg.model.test_cfg.update(panoptic_on=True)
     model = MODELS.build(cfg.model).eval()
-    with checkpoint_io():
-        ckpt = CheckpointLoader.load_checkpoint(args.checkpoint,
-                                                map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
-    check_checkpoint_fits(model, state, args.checkpoint)
-    load_state_dict(model, state)
+    load_fitting_weights(model, args.checkpoint)
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     pictures = osp.join(args.out_dir, 'counter_cases')
     os.makedirs(pictures, exist_ok=True)
