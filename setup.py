@@ -37,6 +37,7 @@ setup(
         tests=parse_requirements('requirements/tests.txt'),
         optional=parse_requirements('requirements/optional.txt'),
         panoptic=parse_requirements('requirements/panoptic.txt'),
+        deploy=parse_requirements('requirements/deploy.txt'),
     ),
     license='Apache License 2.0',
     zip_safe=False,

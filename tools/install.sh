@@ -46,7 +46,8 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2
 fi
 
 $PIP install -q -r requirements/mminstall.txt -r requirements/runtime.txt \
-  -r requirements/tests.txt -r requirements/optional.txt
+  -r requirements/tests.txt -r requirements/optional.txt \
+  -r requirements/deploy.txt
 $PIP install -q --no-deps -r requirements/panoptic.txt
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mqformer; print('[install] ok: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__, 'mqformer', mqformer.__version__)"

@@ -62,6 +62,99 @@ def check_texts(texts: Sequence[str]) -> None:
                              'something')
 
 
+def predictions_to_json(sample, task: str, score_thr: float = 0.3) -> dict:
+    """A predicted data sample as plain JSON (RLE masks, xyxy boxes, scores,
+    texts, the query of each prediction); instances below ``score_thr`` are
+    left out (all kept for ``referring``)."""
+    texts = list(sample.texts)
+    n_cond = sample.metainfo.get('num_conditional_queries')
+
+    def query(index: int) -> dict:
+        """The query that made a prediction and its type."""
+        if index < 0 or n_cond is None:
+            return {}
+        return dict(query_index=index, query_type='learnable'
+                    if index >= n_cond else 'conditional')
+
+    out = dict(image=sample.img_path, task=task, texts=texts,
+               height=int(sample.ori_shape[0]),
+               width=int(sample.ori_shape[1]))
+    if 'pred_instances' in sample:
+        inst = sample.pred_instances
+        keep = inst.scores >= (0 if task == 'referring' else
+                               score_thr)
+        inst = inst[keep]
+        items = []
+        for i in range(len(inst)):
+            item = dict(text=texts[int(inst.labels[i])],
+                        label=int(inst.labels[i]),
+                        score=float(inst.scores[i]),
+                        bbox=[float(v) for v in inst.bboxes[i]])
+            if 'masks' in inst:
+                item['mask'] = encode_mask(inst.masks[i].cpu().numpy())
+            if 'query_index' in inst:
+                item.update(query(int(inst.query_index[i])))
+            items.append(item)
+        out['instances'] = items
+    if 'pred_panoptic_seg' in sample:
+        from mmdet.evaluation.functional import INSTANCE_OFFSET
+        pan = sample.pred_panoptic_seg.sem_seg[0].cpu().numpy()
+        qmap = sample.pred_panoptic_seg.get('query_index')
+        qmap = qmap[0].cpu().numpy() if qmap is not None else None
+        segs = []
+        for sid in np.unique(pan):
+            label = int(sid % INSTANCE_OFFSET)
+            if label >= len(texts):
+                continue  # void
+            m = pan == sid
+            seg = dict(id=int(sid), text=texts[label], label=label,
+                       is_thing=bool(sid >= INSTANCE_OFFSET),
+                       area=int(m.sum()), mask=encode_mask(m))
+            if qmap is not None:  # a stuff segment may merge queries:
+                ids, counts = np.unique(qmap[m], return_counts=True)
+                seg.update(query(int(ids[counts.argmax()])))  # largest
+            segs.append(seg)
+        out['panoptic'] = segs
+    if 'pred_sem_seg' in sample:
+        sem = sample.pred_sem_seg.sem_seg[0].cpu().numpy()
+        out['semantic'] = [
+            dict(text=texts[int(l)], label=int(l),
+                 area=int((sem == l).sum()), mask=encode_mask(sem == l))
+            for l in np.unique(sem)
+        ]
+    if 'pred_fg' in sample:
+        fg = sample.pred_fg.sem_seg[0].float().cpu().numpy()
+        out['foreground'] = dict(text=texts[0], mean=float(fg.mean()),
+                                 mask=encode_mask(fg > 0.5))
+    return out
+
+
+def init_model(config, weights: Optional[str] = None,
+               device: str = 'cpu') -> torch.nn.Module:
+    """A model from a config (path or Config) in eval mode, with ``weights``
+    loaded weights-only and checked to fit (:func:`load_fitting_weights`);
+    ``dataset_meta`` from the checkpoint."""
+    import warnings
+
+    import mqformer  # noqa: F401
+    from mmdet.apis import init_detector
+    # the weights are loaded here, not by init_detector: a run on a
+    # ConcatDataset of datasets with different metainfo (the demo, every
+    # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
+    # init_detector cannot read (it calls .items() on it)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'checkpoint is None')
+        model = init_detector(config, None, device=device)
+    if weights:
+        ckpt = load_fitting_weights(model, weights)
+        meta = ckpt.get('meta', {}).get('dataset_meta')
+        if isinstance(meta, list):  # one metainfo per mixed dataset
+            meta = meta[0]
+        if meta:
+            model.dataset_meta = dict(meta)
+    return model
+
+
 class MQFormerInferencer:
     """Run an MQ-Former checkpoint on images with user texts, for any task.
 
@@ -82,25 +175,8 @@ class MQFormerInferencer:
 
     def __init__(self, config, weights: Optional[str] = None,
                  device: str = 'cpu', score_thr: float = 0.3) -> None:
-        import warnings
-
-        import mqformer  # noqa: F401
-        from mmdet.apis import init_detector
         from mmdet.registry import VISUALIZERS
-        # the weights are loaded here, not by init_detector: a run on a
-        # ConcatDataset of datasets with different metainfo (the demo, every
-        # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
-        # init_detector cannot read (it calls .items() on it)
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', 'checkpoint is None')
-            self.model = init_detector(config, None, device=device)
-        if weights:
-            ckpt = load_fitting_weights(self.model, weights)
-            meta = ckpt.get('meta', {}).get('dataset_meta')
-            if isinstance(meta, list):  # one metainfo per mixed dataset
-                meta = meta[0]
-            if meta:
-                self.model.dataset_meta = dict(meta)
+        self.model = init_model(config, weights, device)
         self.cfg = self.model.cfg
         self.score_thr = score_thr
         self.pipeline = Compose([
@@ -151,67 +227,7 @@ class MQFormerInferencer:
 
     def to_json(self, sample, task: str) -> dict:
         """Predictions as plain JSON (RLE masks, xyxy boxes, scores, texts)."""
-        texts = list(sample.texts)
-        n_cond = sample.metainfo.get('num_conditional_queries')
-
-        def query(index: int) -> dict:
-            """The query that made a prediction and its type."""
-            if index < 0 or n_cond is None:
-                return {}
-            return dict(query_index=index, query_type='learnable'
-                        if index >= n_cond else 'conditional')
-
-        out = dict(image=sample.img_path, task=task, texts=texts,
-                   height=int(sample.ori_shape[0]),
-                   width=int(sample.ori_shape[1]))
-        if 'pred_instances' in sample:
-            inst = sample.pred_instances
-            keep = inst.scores >= (0 if task == 'referring' else
-                                   self.score_thr)
-            inst = inst[keep]
-            items = []
-            for i in range(len(inst)):
-                item = dict(text=texts[int(inst.labels[i])],
-                            label=int(inst.labels[i]),
-                            score=float(inst.scores[i]),
-                            bbox=[float(v) for v in inst.bboxes[i]])
-                if 'masks' in inst:
-                    item['mask'] = encode_mask(inst.masks[i].cpu().numpy())
-                if 'query_index' in inst:
-                    item.update(query(int(inst.query_index[i])))
-                items.append(item)
-            out['instances'] = items
-        if 'pred_panoptic_seg' in sample:
-            from mmdet.evaluation.functional import INSTANCE_OFFSET
-            pan = sample.pred_panoptic_seg.sem_seg[0].cpu().numpy()
-            qmap = sample.pred_panoptic_seg.get('query_index')
-            qmap = qmap[0].cpu().numpy() if qmap is not None else None
-            segs = []
-            for sid in np.unique(pan):
-                label = int(sid % INSTANCE_OFFSET)
-                if label >= len(texts):
-                    continue  # void
-                m = pan == sid
-                seg = dict(id=int(sid), text=texts[label], label=label,
-                           is_thing=bool(sid >= INSTANCE_OFFSET),
-                           area=int(m.sum()), mask=encode_mask(m))
-                if qmap is not None:  # a stuff segment may merge queries:
-                    ids, counts = np.unique(qmap[m], return_counts=True)
-                    seg.update(query(int(ids[counts.argmax()])))  # largest
-                segs.append(seg)
-            out['panoptic'] = segs
-        if 'pred_sem_seg' in sample:
-            sem = sample.pred_sem_seg.sem_seg[0].cpu().numpy()
-            out['semantic'] = [
-                dict(text=texts[int(l)], label=int(l),
-                     area=int((sem == l).sum()), mask=encode_mask(sem == l))
-                for l in np.unique(sem)
-            ]
-        if 'pred_fg' in sample:
-            fg = sample.pred_fg.sem_seg[0].float().cpu().numpy()
-            out['foreground'] = dict(text=texts[0], mean=float(fg.mean()),
-                                     mask=encode_mask(fg > 0.5))
-        return out
+        return predictions_to_json(sample, task, self.score_thr)
 
     def __call__(self, inputs: Union[str, np.ndarray, List],
                  texts: Sequence[str], task: str = 'panoptic',

@@ -122,7 +122,10 @@ def test_mask_enhanced_anchors_start_from_the_masks():
                              model.bbox_head.mask_embed(
                                  model.decoder.norm(content)),
                              enc['mask_features'])
-        boxes, found = MQFormer.mask_boxes(masks, data['data_samples'])
+        samples = data['data_samples']
+        boxes, found = MQFormer.mask_boxes(
+            masks, MQFormer.image_shapes(samples),
+            samples[0].batch_input_shape)
         assert found.any()
         assert torch.allclose(refs.sigmoid()[found], boxes[found], atol=2e-3)
         model.mask_box_init = False

@@ -132,7 +132,10 @@ def test_mask_boxes_are_normalised_to_the_valid_area():
     logits[0, 0] = 1.0               # everything, padding included
     logits[0, 1, 4:8, 12:24] = 1.0   # a patch: rows 16-32, cols 48-96 px
     logits[1, 1, :16, :16] = 1.0
-    boxes, found = MQFormer.mask_boxes(logits, data['data_samples'])
+    samples = data['data_samples']
+    boxes, found = MQFormer.mask_boxes(
+        logits, MQFormer.image_shapes(samples),
+        samples[0].batch_input_shape)
     assert found.tolist() == [[True, True], [False, True]]
     assert torch.allclose(boxes[0, 0], torch.tensor([0.5, 0.5, 1.0, 1.0]))
     assert torch.allclose(boxes[0, 1], torch.tensor([0.75, 0.375, 0.5, 0.25]))

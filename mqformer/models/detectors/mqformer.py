@@ -1,5 +1,4 @@
 """MQFormer: image -> segmentation encoder -> mixed-query decoder -> MQHead."""
-import math
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -167,17 +166,34 @@ class MQFormer(DetectionTransformer):
             text_embeds=text_embeds, text_mask=text_mask)
 
     @staticmethod
-    def padding_mask(feat: Tensor, batch_data_samples: SampleList
+    def image_shapes(batch_data_samples: SampleList,
+                     device: Optional[torch.device] = None) -> Tensor:
+        """(B, 2) long: each image's valid (h, w) inside the padded batch."""
+        return torch.tensor([list(s.img_shape[:2]) for s in batch_data_samples],
+                            dtype=torch.long, device=device)
+
+    @classmethod
+    def padding_mask(cls, feat: Tensor, batch_data_samples: SampleList
                      ) -> Optional[Tensor]:
         """(B, H, W) bool, True on padding; ``None`` if nothing is padded."""
         H, W = batch_data_samples[0].batch_input_shape
         shapes = [tuple(s.img_shape[:2]) for s in batch_data_samples]
         if all(s == (H, W) for s in shapes):
             return None
-        masks = feat.new_ones((len(shapes), H, W), dtype=torch.bool)
-        for b, (h, w) in enumerate(shapes):
-            masks[b, :h, :w] = False
-        return masks
+        return cls.padding_mask_of(
+            cls.image_shapes(batch_data_samples, feat.device), (H, W))
+
+    @staticmethod
+    def padding_mask_of(img_shapes: Tensor, batch_input_shape: Tuple[int, int]
+                        ) -> Tensor:
+        """(B, 2) valid (h, w) -> (B, H, W) bool padding mask, True on
+        padding. Tensor ops only, so an exported graph keeps the image size
+        as an input."""
+        H, W = batch_input_shape
+        ys = torch.arange(H, device=img_shapes.device)
+        xs = torch.arange(W, device=img_shapes.device)
+        return (ys[None, :, None] >= img_shapes[:, 0, None, None]) | \
+            (xs[None, None, :] >= img_shapes[:, 1, None, None])
 
     def forward_encoder(self, feats: Tuple[Tensor],
                         img_masks: Optional[Tensor] = None) -> Dict:
@@ -189,6 +205,7 @@ class MQFormer(DetectionTransformer):
                     mask_features: Tensor,
                     memory_mask: Optional[Tensor] = None,
                     batch_data_samples: OptSampleList = None,
+                    img_shapes: Optional[Tensor] = None,
                     **kwargs) -> Tuple[Dict, Dict]:
         """Assemble ``[denoising | conditional | learnable]`` queries.
 
@@ -198,6 +215,8 @@ class MQFormer(DetectionTransformer):
             text_embeds (Tensor): (B, T, C); text_mask (Tensor): (B, T).
             mask_features (Tensor): (B, C, H/4, W/4).
             memory_mask (Tensor, optional): (B, S), True on padding.
+            img_shapes (Tensor, optional): (B, 2) valid (h, w) of each
+                image; read from ``batch_data_samples`` when ``None``.
 
         Returns:
             tuple[dict]: decoder inputs (``query`` (B, N, C),
@@ -212,7 +231,7 @@ class MQFormer(DetectionTransformer):
         if self.num_conditional:
             content, refs_unact, enc_outputs = self.select_queries(
                 memory, memory_mask, spatial_shapes, text_embeds, text_mask,
-                mask_features, batch_data_samples)
+                mask_features, batch_data_samples, img_shapes)
             queries.append(content)
             refs.append(refs_unact)
             if self.training:
@@ -248,7 +267,8 @@ class MQFormer(DetectionTransformer):
     def select_queries(self, memory: Tensor, memory_mask: Optional[Tensor],
                        spatial_shapes: Tensor, text_embeds: Tensor,
                        text_mask: Tensor, mask_features: Tensor,
-                       batch_data_samples: SampleList
+                       batch_data_samples: SampleList,
+                       img_shapes: Optional[Tensor] = None
                        ) -> Tuple[Tensor, Tensor, Dict]:
         """MaskDINO's unified query selection: the top-k encoder proposals
         (scored by their best real text; padding and border proposals never
@@ -292,7 +312,11 @@ class MQFormer(DetectionTransformer):
                         self.decoder.norm(topk_content))
                 masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
                                      mask_features)
-                boxes, found = self.mask_boxes(masks, batch_data_samples)
+                if img_shapes is None:
+                    img_shapes = self.image_shapes(batch_data_samples,
+                                                   masks.device)
+                boxes, found = self.mask_boxes(
+                    masks, img_shapes, batch_data_samples[0].batch_input_shape)
                 refs = torch.where(found[..., None],
                                    inverse_sigmoid(boxes, eps=1e-3), refs)
         return topk_content.detach(), refs, outputs
@@ -313,16 +337,20 @@ class MQFormer(DetectionTransformer):
         return scores.topk(k, dim=1)[1]
 
     @staticmethod
-    def mask_boxes(mask_logits: Tensor, batch_data_samples: SampleList
+    def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,
+                   batch_input_shape: Tuple[int, int]
                    ) -> Tuple[Tensor, Tensor]:
         """Boxes of predicted masks, MaskDINO's mask-enhanced anchors.
 
         mmdet's ``mask2bbox`` (same pixel convention: ``max + 1``) restricted
-        to each image's valid area and vectorised over the K masks: it loops
-        over masks in Python, and this runs on B x N_c masks every step.
+        to each image's valid area and vectorised over the batch and the K
+        masks (it loops over masks in Python, and this runs on B x N_c masks
+        every step); tensor ops only, so it exports.
 
         Args:
             mask_logits (Tensor): (B, K, h, w) at 1/4 of the padded input.
+            img_shapes (Tensor): (B, 2) valid (h, w) of each image.
+            batch_input_shape (tuple): (H, W) of the padded input.
 
         Returns:
             tuple: (B, K, 4) cxcywh boxes of ``logit > 0`` inside each image's
@@ -330,27 +358,26 @@ class MQFormer(DetectionTransformer):
             that are empty there.
         """
         B, K, h, w = mask_logits.shape
-        H, W = batch_data_samples[0].batch_input_shape
-        boxes = mask_logits.new_zeros(B, K, 4)
-        found = mask_logits.new_zeros(B, K, dtype=torch.bool)
-        for b, sample in enumerate(batch_data_samples):
-            img_h, img_w = sample.img_shape[:2]
-            # the image's valid area at mask resolution, in mask pixels
-            vh, vw = img_h * h / H, img_w * w / W
-            fg = mask_logits[b, :, :math.ceil(vh), :math.ceil(vw)] > 0
-            rows, cols = fg.any(2), fg.any(1)  # (K, h'), (K, w')
-            ys = torch.arange(rows.size(1), device=fg.device)
-            xs = torch.arange(cols.size(1), device=fg.device)
-            big = max(rows.size(1), cols.size(1)) + 1
-            y0 = torch.where(rows, ys, big).amin(1).float()
-            y1 = torch.where(rows, ys, -1).amax(1).float() + 1
-            x0 = torch.where(cols, xs, big).amin(1).float()
-            x1 = torch.where(cols, xs, -1).amax(1).float() + 1
-            xyxy = torch.stack([x0 / vw, y0 / vh, x1 / vw, y1 / vh],
-                               -1).clamp(0, 1)
-            boxes[b] = bbox_xyxy_to_cxcywh(xyxy)
-            found[b] = rows.any(1)
-        return boxes, found
+        H, W = batch_input_shape
+        # the images' valid areas at mask resolution, in mask pixels (B, )
+        vh = img_shapes[:, 0].float() * (h / H)
+        vw = img_shapes[:, 1].float() * (w / W)
+        ys = torch.arange(h, device=mask_logits.device)
+        xs = torch.arange(w, device=mask_logits.device)
+        in_h = ys[None] < torch.ceil(vh)[:, None]  # (B, h)
+        in_w = xs[None] < torch.ceil(vw)[:, None]  # (B, w)
+        fg = (mask_logits > 0) & in_h[:, None, :, None] & \
+            in_w[:, None, None, :]
+        rows, cols = fg.any(3), fg.any(2)  # (B, K, h), (B, K, w)
+        big = max(h, w) + 1
+        y0 = torch.where(rows, ys, big).amin(-1).float()
+        y1 = torch.where(rows, ys, -1).amax(-1).float() + 1
+        x0 = torch.where(cols, xs, big).amin(-1).float()
+        x1 = torch.where(cols, xs, -1).amax(-1).float() + 1
+        vh, vw = vh[:, None], vw[:, None]
+        xyxy = torch.stack([x0 / vw, y0 / vh, x1 / vw, y1 / vh],
+                           -1).clamp(0, 1)
+        return bbox_xyxy_to_cxcywh(xyxy), rows.any(-1)
 
     def forward_decoder(self, query: Tensor, memory: Tensor,
                         reference_points: Tensor, spatial_shapes: Tensor,

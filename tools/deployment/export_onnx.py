@@ -1,0 +1,96 @@
+# Export MQ-Former to ONNX with the text embeddings as an input, so one file
+# serves any vocabulary (tools/deployment/encode_vocabulary.py writes them).
+#
+#   python tools/deployment/export_onnx.py CONFIG CKPT --out model.onnx \
+#       [--shape 512 512] [--opset 17] [--texts "sky" "red circle" \
+#        --vocab-out vocab.npz] [--verify]
+#
+# Run the file with mqformer.deploy.ONNXRunner or tools/deployment/onnx_infer.py.
+import argparse
+import os
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        description='Export MQ-Former to ONNX (text embeddings as input)')
+    p.add_argument('config')
+    p.add_argument('checkpoint', help='weights; "none" exports random weights')
+    p.add_argument('--out', default='model.onnx')
+    p.add_argument('--shape', type=int, nargs=2, default=None,
+                   metavar=('H', 'W'),
+                   help='padded input size (multiples of 32); default: the '
+                   'test pipeline\'s Resize scale rounded up to 32')
+    p.add_argument('--dynamic', action='store_true',
+                   help='dynamic image size (not supported; says why)')
+    p.add_argument('--opset', type=int, default=None)
+    p.add_argument('--texts', nargs='+', default=None,
+                   help='also write a vocabulary file for these texts')
+    p.add_argument('--text-type', default='class',
+                   choices=['class', 'phrase'])
+    p.add_argument('--vocab-out', default=None,
+                   help='vocabulary file (default: next to --out)')
+    p.add_argument('--verify', action='store_true',
+                   help='compare onnxruntime with PyTorch on a random input')
+    p.add_argument('--device', default='cpu')
+    return p.parse_args()
+
+
+def default_shape(cfg):
+    """The test pipeline's Resize scale (w, h) -> (H, W) rounded up to 32."""
+    for t in cfg.get('test_dataloader', {}).get('dataset', {}).get(
+            'pipeline', []):
+        if t.get('type') == 'Resize':
+            w, h = t['scale']
+            return tuple(-(-x // 32) * 32 for x in (h, w))
+    return (512, 512)
+
+
+def main():
+    args = parse_args()
+    if args.dynamic:
+        from mqformer.deploy import FIXED_SIZE_REASON
+        sys.exit(f'--dynamic: {FIXED_SIZE_REASON}')
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    import numpy as np
+    import torch
+
+    from mqformer.apis import init_model
+    from mqformer.deploy import (DEFAULT_OPSET, MQFormerExportModel,
+                                 ONNXRunner, encode_vocabulary, export_onnx)
+    weights = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    model = init_model(args.config, weights, args.device)
+    shape = tuple(args.shape) if args.shape else default_shape(model.cfg)
+    opset = args.opset or DEFAULT_OPSET
+    t0 = time.time()
+    try:
+        export_onnx(model, args.out, shape, opset)
+    except ValueError as e:
+        sys.exit(str(e))
+    print(f'[export] {args.out}: input (1, 3, {shape[0]}, {shape[1]}), '
+          f'text_embeds (1, T, {model.embed_dims}) with T dynamic, opset '
+          f'{opset}, {time.time() - t0:.1f} s')
+    if args.texts:
+        vocab_out = args.vocab_out or os.path.splitext(args.out)[0] + \
+            '_vocab.npz'
+        encode_vocabulary(model, args.texts, args.text_type).save(vocab_out)
+        print(f'[export] {vocab_out}: {len(args.texts)} texts')
+    if args.verify:
+        runner = ONNXRunner(args.out)
+        wrapper = MQFormerExportModel(model, shape).eval()
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 3, *shape, generator=g)
+        t = torch.randn(1, 7, model.embed_dims, generator=g)
+        s = torch.tensor([shape[0], shape[1] * 3 // 4])
+        with torch.no_grad():
+            ref = wrapper(x, t, s)
+        out = runner.session.run(None, dict(
+            inputs=x.numpy(), text_embeds=t.numpy(), img_shape=s.numpy()))
+        for name, o, r in zip(('cls_scores', 'boxes', 'masks'), out, ref):
+            print(f'[verify] {name}: max |onnxruntime - PyTorch| = '
+                  f'{float(np.abs(o - r.numpy()).max()):.2e}')
+
+
+if __name__ == '__main__':
+    main()
