@@ -55,13 +55,7 @@ class MQFormerExportModel(nn.Module):
         decoder_inputs, head_inputs = model.pre_decoder(
             **enc, text_embeds=text_embeds, text_mask=text_mask,
             batch_data_samples=[self.meta], img_shapes=img_shapes)
-        out = model.forward_decoder(
-            memory=enc['memory'],
-            spatial_shapes=enc['spatial_shapes'],
-            level_start_index=enc['level_start_index'],
-            valid_ratios=enc['valid_ratios'],
-            memory_mask=enc['memory_mask'],
-            **decoder_inputs)
+        out = model.forward_decoder(**enc, **decoder_inputs)
         cls_scores, boxes, masks = model.bbox_head.predict(
             out['hidden_states'], out['references'], enc['mask_features'],
             text_embeds)

@@ -416,13 +416,8 @@ class MQFormer(DetectionTransformer):
         enc = self.forward_encoder(**encoder_inputs)
         decoder_inputs, head_inputs = self.pre_decoder(
             **enc, **text_dict, batch_data_samples=batch_data_samples)
-        decoder_outputs = self.forward_decoder(
-            memory=enc['memory'],
-            spatial_shapes=enc['spatial_shapes'],
-            level_start_index=enc['level_start_index'],
-            valid_ratios=enc['valid_ratios'],
-            memory_mask=enc['memory_mask'],
-            **decoder_inputs)
+        # the encoder's geometry (memory, shapes, ratios, mask) + the queries
+        decoder_outputs = self.forward_decoder(**enc, **decoder_inputs)
         head_inputs.update(decoder_outputs)
         head_inputs.update(text_dict)
         head_inputs['mask_features'] = enc['mask_features']
