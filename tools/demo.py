@@ -144,6 +144,16 @@ def evaluate(ckpt, work_dir, kind, pictures=None):
     return out
 
 
+def make_world(train_images, val_images):
+    """data/shapes_world (every task's format), kept if it exists."""
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
+        'data/shapes_world', '--train', str(train_images), '--val',
+        str(val_images)
+    ], check=True)
+
+
 def untrained_checkpoint(kind, path):
     import torch
     from mmengine.config import Config
@@ -184,12 +194,7 @@ def main():
     LR_DROP[0] = args.lr_drop or None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     t0 = time.time()
-    subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
-        'data/shapes_world', '--train', str(args.train_images), '--val',
-        str(args.val_images)
-    ], check=True)
+    make_world(args.train_images, args.val_images)
     import mqformer  # noqa: F401
     from mmengine.config import Config
     from mmdet.utils import register_all_modules

@@ -129,6 +129,13 @@ def predictions_to_json(sample, task: str, score_thr: float = 0.3) -> dict:
     return out
 
 
+def task_switches(task: str) -> dict:
+    """``MQFusionHead.test_cfg`` switches with only ``task`` on."""
+    if task not in TASKS:
+        raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+    return {f'{t}_on': t == task for t in TASKS}
+
+
 def init_model(config, weights: Optional[str] = None,
                device: str = 'cpu') -> torch.nn.Module:
     """A model from a config (path or Config) in eval mode, with ``weights``
@@ -195,9 +202,7 @@ class MQFormerInferencer:
         return (1333, 800)
 
     def _switches(self, task: str) -> dict:
-        if task not in TASKS:
-            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
-        return {f'{t}_on': t == task for t in TASKS}
+        return task_switches(task)
 
     @torch.no_grad()
     def predict(self, img: Union[str, np.ndarray], texts: Sequence[str],

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from mmdet.structures import DetDataSample
 
-from ..apis.inferencer import read_image
-from ..models.heads.mq_fusion_head import TASKS, MQFusionHead
+from ..apis.inferencer import read_image, task_switches
+from ..models.heads.mq_fusion_head import MQFusionHead
 from .export_model import METADATA_KEY
 from .vocabulary import Vocabulary
 
@@ -93,8 +93,7 @@ class ONNXRunner:
                 stuff_texts: Sequence[str] = ()) -> DetDataSample:
         """One image (path or BGR array) -> a data sample with ``task``'s
         predictions (fields as in :meth:`MQFusionHead.predict`)."""
-        if task not in TASKS:
-            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        switches = task_switches(task)
         path = img if isinstance(img, str) else ''
         img = read_image(img) if path else img
         inputs, meta = self.preprocess(img)
@@ -107,7 +106,7 @@ class ONNXRunner:
         sample = DetDataSample(metainfo=meta)
         head = self.fusion_head
         saved = dict(head.test_cfg)
-        head.test_cfg.update({f'{t}_on': t == task for t in TASKS})
+        head.test_cfg.update(switches)
         try:
             out = head.predict(torch.from_numpy(cls[0]),
                                torch.from_numpy(boxes[0]),

@@ -18,7 +18,6 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -130,12 +129,9 @@ def table(results, scales, strategies):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
-        'data/shapes_world', '--train', str(args.train_images), '--val',
-        str(args.val_images)
-    ], check=True)
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    demo.make_world(args.train_images, args.val_images)
     import mqformer  # noqa: F401
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
