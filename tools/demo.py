@@ -144,14 +144,15 @@ def evaluate(ckpt, work_dir, kind, pictures=None):
     return out
 
 
-def make_world(train_images, val_images):
-    """data/shapes_world (every task's format), kept if it exists."""
+def make_world(train_images, val_images, out='data/shapes_world',
+               hold_out=()):
+    """The shapes world in every task's format at ``out``, kept if it
+    exists; ``hold_out``: class names left out of it (make_shapes_world.py)."""
     subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
-        'data/shapes_world', '--train', str(train_images), '--val',
-        str(val_images)
-    ], check=True)
+        out, '--train', str(train_images), '--val', str(val_images)
+    ] + (['--hold-out', *hold_out] if hold_out else []), check=True)
 
 
 def untrained_checkpoint(kind, path):

@@ -56,6 +56,9 @@ class ShapesWorld:
     Args:
         colors / shapes / stuff: the vocabulary; thing classes are
             ``'<color> <shape>'``.
+        things: the ``'<color> <shape>'`` names drawn and written (default:
+            every colour x shape); e.g. leave combinations out of a training
+            world and evaluate on them as never-seen class names.
         size_range: (min, max) of image sides; sides are drawn independently,
             so most images are non-square.
         max_objects: shape instances per image (1..max_objects).
@@ -65,6 +68,7 @@ class ShapesWorld:
     colors: Sequence[str] = tuple(COLORS)
     shapes: Sequence[str] = SHAPES
     stuff: Sequence[str] = tuple(STUFF)
+    things: Optional[Sequence[str]] = None
     size_range: Tuple[int, int] = (96, 160)
     max_objects: int = 4
     gray_prob: float = 0.0
@@ -73,9 +77,18 @@ class ShapesWorld:
 
     def __post_init__(self):
         self.rng = np.random.default_rng(self.seed)
+        if self.things is not None:
+            bad = [t for t in self.things if len(t.split(' ')) != 2
+                   or t.split(' ')[0] not in COLORS
+                   or t.split(' ')[1] not in SHAPES]
+            if bad or not self.things:
+                raise ValueError(f'ShapesWorld: things must be non-empty '
+                                 f"'<color> <shape>' names, got {bad}")
 
     @property
     def thing_classes(self) -> List[str]:
+        if self.things is not None:
+            return list(self.things)
         return [f'{c} {s}' for c in self.colors for s in self.shapes]
 
     @property
@@ -132,8 +145,11 @@ class ShapesWorld:
             img[y0:y1] = self._texture(name, h, w)[y0:y1]
             segments.append(Segment(name, False, m))
         for _ in range(int(self.rng.integers(1, self.max_objects + 1))):
-            color = str(self.rng.choice(self.colors))
-            shape = str(self.rng.choice(self.shapes))
+            if self.things is None:
+                color = str(self.rng.choice(self.colors))
+                shape = str(self.rng.choice(self.shapes))
+            else:
+                color, shape = str(self.rng.choice(self.things)).split(' ')
             m = self._shape_mask(shape, h, w)
             for s in segments:
                 s.mask &= ~m
@@ -165,14 +181,21 @@ def _categories(world: ShapesWorld, with_stuff: bool) -> List[Dict]:
 
 
 def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
-                         split: str = 'train', crowd_every: int = 0) -> str:
+                         split: str = 'train', crowd_every: int = 0,
+                         keep: Optional[Sequence[str]] = None) -> str:
     """COCO instances json (RLE masks, things only) + JPEG images.
     ``crowd_every=k`` marks every k-th thing annotation ``iscrowd=1``.
+    ``keep``: only these thing names are categories and annotated; the
+    other shapes stay in the images unlabelled (as the unannotated objects of
+    an open-vocabulary set such as SeginW).
 
     Layout: ``root/<split>/*.jpg`` and ``root/annotations/instances_<split>.json``.
     Returns the annotation file path.
     """
     cats = _categories(world, with_stuff=False)
+    if keep is not None:
+        cats = [dict(c, id=i + 1) for i, c in enumerate(
+            c for c in cats if c['name'] in keep)]
     cat_id = {c['name']: c['id'] for c in cats}
     images, anns = [], []
     for i in range(num_images):
@@ -182,7 +205,7 @@ def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
         images.append(dict(id=i + 1, file_name=fname, height=img.shape[0],
                            width=img.shape[1]))
         for s in segs:
-            if not s.is_thing:
+            if not s.is_thing or s.name not in cat_id:
                 continue
             rle = mask_utils.encode(np.asfortranarray(s.mask.astype(np.uint8)))
             rle['counts'] = rle['counts'].decode()

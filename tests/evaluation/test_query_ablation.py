@@ -1,6 +1,7 @@
-"""tools/analysis_tools/query_ablation.py: every scale's training mix builds,
-runs train and evaluate each configuration, stores Table 2's metrics, and
-never repeats a finished run."""
+"""tools/analysis_tools/query_ablation.py: every scale's training mix builds
+on the held-out world, each run is evaluated with its own strategy's queries
+(open-vocabulary column on names no training file has), Table 2's metrics are
+stored, and a finished run is never repeated."""
 import json
 import os.path as osp
 import subprocess
@@ -11,39 +12,100 @@ from conftest import REPO
 TOOL = osp.join(REPO, 'tools/analysis_tools/query_ablation.py')
 
 
-def test_scales_add_semantic_then_referring_data():
+def tool():
     sys.path.insert(0, osp.dirname(TOOL))
+    import query_ablation
+    return query_ablation
+
+
+def test_scales_add_semantic_then_grounding_and_referring_data():
     from mmengine.config import Config
-    from query_ablation import STRATEGY_CFG, scale_datasets
-    cfg = Config.fromfile(STRATEGY_CFG['conditional'])
-    types = {s: [d.type for d in scale_datasets(cfg, s)]
-             for s in ('ps', 'ps_ss', 'ps_ss_ref')}
+    qa = tool()
+    cfg = qa.on_world(Config.fromfile(qa.STRATEGY_CFG['conditional']),
+                      'data/held')
+    types = {s: [d.type for d in qa.scale_datasets(cfg, s)]
+             for s in ('ps', 'ps_ss', 'ps_ss_vg_ref')}
     assert types == dict(
         ps=['CocoPanopticDataset'],
         ps_ss=['CocoPanopticDataset', 'ADE20KSegDataset'],
-        ps_ss_ref=['CocoPanopticDataset', 'ADE20KSegDataset',
-                   'RefCocoSentencesDataset'])
-    sem = scale_datasets(cfg, 'ps_ss')[1]
+        ps_ss_vg_ref=['CocoPanopticDataset', 'ADE20KSegDataset',
+                      'ODVGDataset', 'RefCocoSentencesDataset'])
+    sets = qa.scale_datasets(cfg, 'ps_ss_vg_ref')
+    assert all(d.data_root.startswith('data/held/') for d in sets)
+    sem = sets[1]
     assert 'training' in sem.data_prefix['img_path']
     assert any(t['type'] == 'RandomFlip' for t in sem.pipeline)
+    for d in sets[:2]:  # no held-out name is a training text
+        assert not set(qa.HELD_OUT) & set(d.metainfo['classes'])
+        assert len(d.metainfo['classes']) == 18 - len(qa.HELD_OUT) + 4
     assert cfg.model.query_mode == 'conditional'
+
+
+def test_each_strategy_is_evaluated_with_its_own_queries():
+    from mmengine.config import Config
+    qa = tool()
+    for strategy in qa.STRATEGY_CFG:
+        model = Config.fromfile(qa.STRATEGY_CFG[strategy]).model
+        for task in ('instance', 'panoptic', 'semantic', 'openvocab'):
+            ecfg = qa.eval_cfg(task, model, 'data/held')
+            assert ecfg.model.query_mode == strategy
+            assert (ecfg.model.num_learnable_queries,
+                    ecfg.model.num_conditional_queries) == (
+                        model.num_learnable_queries,
+                        model.num_conditional_queries)
+            ds = ecfg.test_dataloader.dataset
+            assert ds.data_root.startswith('data/held')
+            if task == 'openvocab':
+                assert ds.metainfo['classes'] == list(qa.HELD_OUT)
+                assert ecfg.test_evaluator.ann_file.startswith('data/held/')
+            else:
+                assert not set(qa.HELD_OUT) & set(ds.metainfo['classes'])
+        assert ecfg.model.test_cfg.instance_on
+
+
+def test_held_out_world_never_names_nor_draws_the_held_out_classes(
+        tmp_path):
+    """Every training/validation file of the world lacks the held-out names;
+    the open-vocabulary set has exactly them, with objects to find."""
+    qa = tool()
+    out = tmp_path / 'w'
+    subprocess.run([sys.executable, osp.join(
+        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(out),
+        '--train', '6', '--val', '12', '--hold-out', *qa.HELD_OUT],
+        check=True, capture_output=True)
+    texts = ''
+    for f in out.rglob('*'):
+        if f.suffix in ('.json', '.jsonl', '.p'):
+            texts += f.read_bytes().decode('latin-1') + '\n'
+    ov = json.load(open(out / 'openvocab/annotations/instances_val.json'))
+    rest = texts.replace(json.dumps(ov['categories']), '')  # its own names
+    for name in qa.HELD_OUT:
+        assert name not in rest, name
+    assert [c['name'] for c in ov['categories']] == list(qa.HELD_OUT)
+    assert len(ov['annotations']) >= 6
+    assert {a['category_id'] for a in ov['annotations']} <= {1, 2, 3}
+    r = subprocess.run([sys.executable, osp.join(
+        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(out),
+        '--hold-out', 'pink circle'], capture_output=True, text=True)
+    assert r.returncode != 0 and 'pink circle' in r.stderr
 
 
 def test_runs_are_stored_and_resumed(tmp_path):
     args = [sys.executable, TOOL, '--minutes', '5', '--max-iters', '2',
-            '--seeds', '0', '--scales', 'ps_ss_ref', '--strategies', 'mixed',
+            '--seeds', '0', '--scales', 'ps_ss_vg_ref', '--strategies', 'mixed',
             'learnable', '--train-images', '6', '--val-images', '2']
     env = {'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'}
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.load(open(tmp_path / 'work_dirs/query_ablation/results.json'))
-    assert sorted(res) == ['ps_ss_ref/learnable/seed0',
-                           'ps_ss_ref/mixed/seed0']
+    assert sorted(res) == ['ps_ss_vg_ref/learnable/seed0',
+                           'ps_ss_vg_ref/mixed/seed0']
     for row in res.values():
         assert row['iters'] == 2
-        assert {'mask AP', 'PQ', 'mIoU'} <= set(row)
-    assert '| ps_ss_ref | mixed |' in r.stdout
+        assert {'mask AP', 'PQ', 'mIoU', 'open-vocab mask AP'} <= set(row)
+    assert '| ps_ss_vg_ref | mixed |' in r.stdout
+    assert (tmp_path / 'data/shapes_world_heldout/openvocab').is_dir()
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0 and '0 runs to do, 2 done' in r.stdout

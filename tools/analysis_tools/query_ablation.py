@@ -4,14 +4,18 @@
 # equal wall time per run; prints Table 2's layout as mean +- std.
 #
 #   python tools/analysis_tools/query_ablation.py [--minutes 3] \
-#       [--seeds 0 1 2] [--scales ps ps_ss ps_ss_ref] \
+#       [--seeds 0 1 2] [--scales ps ps_ss ps_ss_vg_ref] \
 #       [--strategies mixed learnable conditional] \
 #       [--work-dir work_dirs/query_ablation]
 #
-# Scales: ps = panoptic; ps_ss = + semantic (ADE format); ps_ss_ref = + referring
-# phrases. Resumable: a finished run (its entry in WORK_DIR/results.json) is
-# never repeated, so the runs can span sessions. Run from the repository root
-# (the configs read data/shapes_world, generated here if missing).
+# Scales (as the R50 configs' names): ps = panoptic; ps_ss = + semantic (ADE
+# format); ps_ss_vg_ref = + grounding boxes (ODVG) + referring phrases.
+# Columns: mask AP, PQ, mIoU on the world's validation images, and "open-vocab
+# mask AP": instances of class names that no training file ever names or
+# draws (HELD_OUT; the SeginW analogue). The world is generated once at
+# --world with those names held out. Resumable: a finished run (its entry in
+# WORK_DIR/results.json) is never repeated, so the runs can span sessions.
+# Run from the repository root.
 import argparse
 import copy
 import json
@@ -27,16 +31,22 @@ STRATEGY_CFG = {
     for s, suffix in (('mixed', ''), ('learnable', '_learnable'),
                       ('conditional', '_conditional'))
 }
-SCALES = ('ps', 'ps_ss', 'ps_ss_ref')
+SCALES = ('ps', 'ps_ss', 'ps_ss_vg_ref')
+# never named nor drawn in training; each colour and shape is seen elsewhere
+HELD_OUT = ('purple triangle', 'orange circle', 'yellow square')
+SHAPES_ROOT = 'data/shapes_world/'  # what the shapes configs read
 # Table 2's columns: (header, task, metric key, scale)
 COLUMNS = [('mask AP', 'instance', 'coco/segm_mAP', 100),
            ('PQ', 'panoptic', 'coco_panoptic/PQ', 1),
-           ('mIoU', 'semantic', 'mIoU', 1)]
+           ('mIoU', 'semantic', 'mIoU', 1),
+           ('open-vocab mask AP', 'openvocab', 'coco/segm_mAP', 100)]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='MQ-Former query ablation')
     p.add_argument('--work-dir', default='work_dirs/query_ablation')
+    p.add_argument('--world', default='data/shapes_world_heldout',
+                   help='the generated world (held-out names left out)')
     p.add_argument('--minutes', type=float, default=3.0,
                    help='training wall time per run')
     p.add_argument('--max-iters', type=int, default=100000)
@@ -54,7 +64,7 @@ def scale_datasets(cfg, scale):
     """The training datasets of ``scale`` from the shapes-world base config
     the strategy configs inherit."""
     sets = [cfg.shapes_panoptic_train]
-    if scale in ('ps_ss', 'ps_ss_ref'):
+    if scale in ('ps_ss', 'ps_ss_vg_ref'):
         sem = copy.deepcopy(cfg.shapes_semantic_val)
         sem.pop('test_mode', None)
         sem.data_prefix = dict(img_path='images/training',
@@ -63,9 +73,51 @@ def scale_datasets(cfg, scale):
         sem.pipeline = [load, ann, *cfg.shapes_tail, to_inst,
                         dict(texts, shuffle=True), pack]
         sets.append(sem)
-    if scale == 'ps_ss_ref':
-        sets.append(cfg.shapes_referring_train)
+    if scale == 'ps_ss_vg_ref':
+        sets += [cfg.shapes_grounding_train, cfg.shapes_referring_train]
     return sets
+
+
+def on_world(node, world):
+    """Point a shapes-world config (node) at ``world`` and drop the held-out
+    names from every class list, in place; returns node."""
+    root = world.rstrip('/') + '/'
+
+    def fix(v):
+        if isinstance(v, str) and v.startswith(SHAPES_ROOT):
+            return root + v[len(SHAPES_ROOT):]
+        if isinstance(v, (list, tuple)) and any(x in HELD_OUT for x in v
+                                                if isinstance(x, str)):
+            return type(v)(x for x in v if x not in HELD_OUT)
+        if isinstance(v, (list, tuple)):
+            return type(v)(fix(x) for x in v)
+        if hasattr(v, 'items'):
+            for k, x in v.items():
+                v[k] = fix(x)
+        return v
+
+    return fix(node)
+
+
+def eval_cfg(task, model, world):
+    """The evaluation config of one column for a trained ``model`` config
+    (the strategy's own queries; the column's test settings)."""
+    from mmengine.config import Config
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    ecfg = Config.fromfile(demo.EVAL_CFG.format(
+        'instance' if task == 'openvocab' else task))
+    model = copy.deepcopy(model)
+    model.test_cfg = ecfg.model.test_cfg
+    ecfg.model = model
+    on_world(ecfg, world)
+    if task == 'openvocab':  # only the held-out names, as their own dataset
+        ann = 'openvocab/annotations/instances_val.json'
+        ecfg.test_dataloader.dataset.update(
+            ann_file=ann, data_prefix=dict(img='openvocab/val/'),
+            metainfo=dict(classes=list(HELD_OUT)))
+        ecfg.test_evaluator.ann_file = osp.join(world, ann)
+    return ecfg
 
 
 def run_key(scale, strategy, seed):
@@ -81,7 +133,7 @@ def one_run(args, scale, strategy, seed):
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io
-    cfg = Config.fromfile(STRATEGY_CFG[strategy])
+    cfg = on_world(Config.fromfile(STRATEGY_CFG[strategy]), args.world)
     cfg.train_dataloader.dataset.datasets = scale_datasets(cfg, scale)
     # the mixed datasets' metainfo differs (as in the R50 Table 2 mixes)
     cfg.train_dataloader.dataset.ignore_keys = [
@@ -93,7 +145,7 @@ def one_run(args, scale, strategy, seed):
     _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters)
     metrics = {}
     for header, task, key, mult in COLUMNS:
-        ecfg = Config.fromfile(demo.EVAL_CFG.format(task))
+        ecfg = eval_cfg(task, cfg.model, args.world)
         ecfg.work_dir = osp.join(wd, f'eval_{task}')
         ecfg.load_from = ckpt
         ecfg.log_level = 'WARNING'
@@ -131,7 +183,7 @@ def main(argv=None):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo
-    demo.make_world(args.train_images, args.val_images)
+    demo.make_world(args.train_images, args.val_images, args.world, HELD_OUT)
     import mqformer  # noqa: F401
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)

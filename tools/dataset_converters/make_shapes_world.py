@@ -6,15 +6,23 @@
 #   <out>/refcoco/{train2014/, refcoco/instances.json, refcoco/refs(unc).p}
 #       (referring; splits train / val)
 #   <out>/fg/{train,val}/{images,masks}/                  (foreground)
+#   <out>/vg/{images/, vg_odvg.jsonl}   (grounding boxes + phrases, training)
+# With --hold-out NAME..., those '<color> <shape>' classes are never drawn nor
+# named in any of the files above, and
+#   <out>/openvocab/{val/, annotations/instances_val.json}
+# is an instance set whose categories are the held-out names only (each
+# held-out name's colour also appears on another, seen, shape, unlabelled):
+# the never-seen-names column of the query ablation (a SeginW analogue).
 #
 #   python tools/dataset_converters/make_shapes_world.py data/shapes_world \
-#       --train 200 --val 40
+#       --train 200 --val 40 [--hold-out 'purple triangle' 'orange circle']
 import argparse
 import os.path as osp
 
 from mqformer.testing import (ShapesWorld, write_ade_semantic,
                               write_coco_instances, write_coco_panoptic,
-                              write_foreground, write_refcoco)
+                              write_foreground, write_odvg, write_refcoco)
+from mqformer.testing.shapes_world import COLORS, SHAPES
 
 
 def parse_args():
@@ -25,21 +33,44 @@ def parse_args():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--gray-prob', type=float, default=0.1)
     p.add_argument('--max-objects', type=int, default=5)
+    p.add_argument('--hold-out', nargs='+', default=[], metavar='NAME',
+                   help="'<color> <shape>' classes left out of every file "
+                   'and evaluated in <out>/openvocab')
     p.add_argument('--force', action='store_true',
                    help='regenerate even if the data exists')
     return p.parse_args()
 
 
+def open_vocab_pool(held_out):
+    """The held-out names and, for each, its colour on the next shape (a
+    seen class the model must not confuse with it)."""
+    every = [f'{c} {s}' for c in COLORS for s in SHAPES]
+    bad = [n for n in held_out if n not in every]
+    if bad:
+        raise SystemExit(f'--hold-out: {bad} are not shapes-world classes '
+                         f'({", ".join(every)})')
+    if len(set(held_out)) == len(every):
+        raise SystemExit('--hold-out: nothing would be left to train on')
+    pool = list(held_out)
+    for n in held_out:
+        color, shape = n.split(' ')
+        pool.append(f'{color} {SHAPES[(SHAPES.index(shape) + 1) % 3]}')
+    seen = [n for n in every if n not in held_out]
+    return every, seen, [n for n in dict.fromkeys(pool)
+                         if n in held_out or n in seen]
+
+
 def main():
     args = parse_args()
-    done = osp.join(args.out, 'fg', 'val', 'masks')
+    every, seen, pool = open_vocab_pool(args.hold_out)
+    done = osp.join(args.out, 'openvocab' if args.hold_out else 'vg')
     if osp.isdir(done) and not args.force:
         print(f'{args.out} exists (use --force to regenerate)')
         return
 
-    def world(seed):
+    def world(seed, things=seen if args.hold_out else None):
         return ShapesWorld(seed=seed, gray_prob=args.gray_prob,
-                           max_objects=args.max_objects)
+                           max_objects=args.max_objects, things=things)
 
     for split, ade_split, n, seed in (
             ('train', 'training', args.train, args.seed),
@@ -54,8 +85,14 @@ def main():
                   args.train + args.val,
                   splits=['train'] * max(1, args.train // max(args.val, 1)) +
                   ['val'])
+    write_odvg(osp.join(args.out, 'vg'), world(args.seed + 300), args.train)
+    if args.hold_out:  # last: its folder marks a finished world
+        write_coco_instances(osp.join(args.out, 'openvocab'),
+                             world(args.seed + 400, things=pool), args.val,
+                             'val', keep=args.hold_out)
     print(f'wrote {args.train} train and {args.val} val images per task to '
-          f'{args.out}')
+          f'{args.out}' + (f'; held out {args.hold_out}' if args.hold_out
+                           else ''))
 
 
 if __name__ == '__main__':

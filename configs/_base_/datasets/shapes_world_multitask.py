@@ -47,6 +47,22 @@ shapes_referring_train = dict(
         dict(type='PhrasesToTexts', task='referring'),
         dict(type='PackMQInputs')
     ])
+# grounding boxes + phrases (the Visual Genome analogue; no masks)
+shapes_grounding_train = dict(
+    type='ODVGDataset',
+    data_root=shapes_root + 'vg/',
+    ann_file='vg_odvg.jsonl',
+    data_prefix=dict(img='images/'),
+    filter_cfg=dict(filter_empty_gt=True),
+    return_classes=True,
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='RandomFlipPhrases', prob=0.5),
+        dict(type='Resize', scale=shapes_size, keep_ratio=True),
+        dict(type='PhrasesToTexts', task='grounding', max_texts=60),
+        dict(type='PackMQInputs')
+    ])
 shapes_foreground_train = dict(
     type='ForegroundDataset',
     data_root=shapes_root + 'fg/train/',
