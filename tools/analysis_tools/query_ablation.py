@@ -190,8 +190,9 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     store = osp.join(args.work_dir, 'results.json')
     results = json.load(open(store)) if osp.isfile(store) else {}
-    todo = [(sc, st, sd) for sc in args.scales for st in args.strategies
-            for sd in args.seeds if run_key(sc, st, sd) not in results]
+    # seed by seed, so a partial table already has every cell
+    todo = [(sc, st, sd) for sd in args.seeds for sc in args.scales
+            for st in args.strategies if run_key(sc, st, sd) not in results]
     print(f'[ablation] {len(todo)} runs to do, '
           f'{len(results)} done in {store}')
     for k, (scale, strategy, seed) in enumerate(todo):
