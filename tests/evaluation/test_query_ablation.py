@@ -105,6 +105,15 @@ def test_runs_are_stored_and_resumed(tmp_path):
         assert row['iters'] == 2
         assert {'mask AP', 'PQ', 'mIoU', 'open-vocab mask AP'} <= set(row)
     assert '| ps_ss_vg_ref | mixed |' in r.stdout
+    # the mixed run's attribution split (section 4.1), with its pictures dir
+    mixed = res['ps_ss_vg_ref/mixed/seed0']
+    for key in ('things by conditional %', 'stuff by learnable %'):
+        assert 0 <= mixed[key] <= 100 and key not in res[
+            'ps_ss_vg_ref/learnable/seed0']
+    wd = tmp_path / 'work_dirs/query_ablation/ps_ss_vg_ref/mixed/seed0'
+    assert (wd / 'attribution/segments.json').is_file()
+    assert (wd / 'attribution/counter_cases').is_dir()
+    assert 'mixed model: things by conditional %' in r.stdout
     assert (tmp_path / 'data/shapes_world_heldout/openvocab').is_dir()
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)

@@ -40,6 +40,7 @@ COLUMNS = [('mask AP', 'instance', 'coco/segm_mAP', 100),
            ('PQ', 'panoptic', 'coco_panoptic/PQ', 1),
            ('mIoU', 'semantic', 'mIoU', 1),
            ('open-vocab mask AP', 'openvocab', 'coco/segm_mAP', 100)]
+ATTRIBUTION = ('things by conditional %', 'stuff by learnable %')
 
 
 def parse_args(argv=None):
@@ -152,30 +153,59 @@ def one_run(args, scale, strategy, seed):
         with checkpoint_io():
             m = Runner.from_cfg(ecfg).test()
         metrics[header] = float(m[key]) * mult
-    return dict(iters=iters, seconds=took, minutes=args.minutes, **metrics)
+    row = dict(iters=iters, seconds=took, minutes=args.minutes, **metrics)
+    if strategy == 'mixed':
+        row.update(attribution(cfg.model, ckpt, wd, args.world))
+    return row
+
+
+def attribution(model, ckpt, wd, world):
+    """Section 4.1's split of a mixed run: the share of the found thing
+    segments its conditional queries made, and of the found stuff segments
+    its learnable ones made (%); counter-case pictures in wd/attribution."""
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from query_attribution import attribute
+    _, split = attribute(eval_cfg('panoptic', model, world), ckpt,
+                         osp.join(wd, 'attribution'), max_pictures=6)
+    return {ATTRIBUTION[0]: split['thing']['conditional'],
+            ATTRIBUTION[1]: split['stuff']['learnable']}
+
+
+def mean_std(vals):
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f'{statistics.mean(vals):.1f} +- {sd:.1f}'
 
 
 def table(results, scales, strategies):
     """Table 2's layout: a row per scale x strategy, mean +- std over the
-    finished seeds (n given)."""
-    lines = ['| data-task scale | queries | ' +
-             ' | '.join(h for h, *_ in COLUMNS) + ' | seeds | iters |',
-             '|---' * (len(COLUMNS) + 4) + '|']
+    finished seeds (n given); then the mixed runs' attribution split."""
+    heads = [h for h, *_ in COLUMNS]
+    lines = ['| data-task scale | queries | ' + ' | '.join(heads) +
+             ' | seeds | iters |', '|---' * (len(COLUMNS) + 4) + '|']
+    split = ['', '| data-task scale | mixed model: ' +
+             ' | '.join(ATTRIBUTION) + ' | seeds |', '|---|---|---|---|']
     for scale in scales:
         for strategy in strategies:
             rows = [v for k, v in results.items()
                     if k.startswith(f'{scale}/{strategy}/')]
             if not rows:
                 continue
-            cells = []
-            for header, *_ in COLUMNS + [('iters', )]:
-                vals = [r[header] for r in rows]
-                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                cells.append(f'{statistics.mean(vals):.1f} +- {sd:.1f}')
+            cells = [mean_std([r[h] for r in rows]) for h in heads + ['iters']]
             lines.append(f'| {scale} | {strategy} | ' +
                          ' | '.join(cells[:-1]) + f' | {len(rows)} | '
                          f'{cells[-1]} |')
-    return '\n'.join(lines)
+            rows = [r for r in rows if ATTRIBUTION[0] in r]
+            if rows:
+                split.append(f'| {scale} | ' + ' | '.join(
+                    mean_std([r[h] for r in rows]) for h in ATTRIBUTION) +
+                             f' | {len(rows)} |')
+    return '\n'.join(lines + (split if len(split) > 3 else []))
+
+
+def save(results, store):
+    with open(store + '.tmp', 'w') as f:  # a killed run leaves the old
+        json.dump(results, f, indent=1)
+    os.replace(store + '.tmp', store)
 
 
 def main(argv=None):
@@ -200,9 +230,17 @@ def main(argv=None):
               f'seed {seed}, {args.minutes} min')
         results[run_key(scale, strategy, seed)] = one_run(
             args, scale, strategy, seed)
-        with open(store + '.tmp', 'w') as f:  # a killed run leaves the old
-            json.dump(results, f, indent=1)
-        os.replace(store + '.tmp', store)
+        save(results, store)
+    for key, row in results.items():  # runs stored before attribution
+        scale, strategy, seed = key.split('/')
+        wd = osp.join(args.work_dir, scale, strategy, seed)
+        if (strategy == 'mixed' and ATTRIBUTION[0] not in row
+                and osp.isfile(osp.join(wd, 'final.pth'))):
+            from mmengine.config import Config
+            model = Config.fromfile(STRATEGY_CFG[strategy]).model
+            row.update(attribution(model, osp.join(wd, 'final.pth'), wd,
+                                   args.world))
+            save(results, store)
     text = table(results, args.scales, args.strategies)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')

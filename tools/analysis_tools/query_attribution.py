@@ -42,12 +42,13 @@ def counter_case(img_bgr, gt_mask, pan_mask, title, path):
     cv2.imwrite(path, out)
 
 
-def main():
-    args = parse_args()
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
+              max_images=None, cfg_name='config'):
+    """Attribution records (one per ground-truth segment) of ``checkpoint``
+    over ``cfg``'s panoptic test set; counter-case pictures and
+    attribution.md / segments.json in ``out_dir``. Returns (records, table)."""
     import mmcv
     import torch
-    from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
 
     import mqformer  # noqa: F401
@@ -57,21 +58,19 @@ def main():
     from mqformer.evaluation import attribute_segments, summarize
     register_all_modules()
 
-    cfg = Config.fromfile(args.config)
     cfg.model.test_cfg.update(panoptic_on=True)
     model = MODELS.build(cfg.model).eval()
-    load_fitting_weights(model, args.checkpoint)
+    load_fitting_weights(model, checkpoint)
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
-    pictures = osp.join(args.out_dir, 'counter_cases')
+    pictures = osp.join(out_dir, 'counter_cases')
     os.makedirs(pictures, exist_ok=True)
     records, drawn = [], 0
-    n = len(dataset) if args.max_images is None else min(args.max_images,
-                                                          len(dataset))
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
     for i in range(n):
         item = dataset[i]
         gt = item['data_samples'].gt_instances
         if 'masks' not in gt:
-            raise KeyError(f'{args.config}: the test pipeline gives no masks '
+            raise KeyError(f'{cfg_name}: the test pipeline gives no masks '
                            '(use a panoptic set with LoadPanopticSegments)')
         with torch.no_grad():
             sample = model.test_step(pseudo_collate([item]))[0]
@@ -84,13 +83,13 @@ def main():
                              'PNG at the original size')
         thing = [sample.text_is_thing[int(l)] for l in gt.labels]
         recs = attribute_segments(masks, thing, pan, qmap,
-                                  model.num_conditional, args.iou_thr)
+                                  model.num_conditional, iou_thr)
         for k, r in enumerate(recs):
             r.update(image=sample.img_path, text=sample.texts[int(
                 gt.labels[k])])
             counter = (r['query_type'] == 'learnable' and r['is_thing']) or (
                 r['query_type'] == 'conditional' and not r['is_thing'])
-            if counter and drawn < args.max_pictures:
+            if counter and drawn < max_pictures:
                 img = mmcv.imread(sample.img_path)
                 img = mmcv.imresize(img, pan.shape[::-1])
                 seg = qmap == r['query_index']
@@ -104,18 +103,27 @@ def main():
         records.extend(recs)
     table = summarize(records)
     lines = ['| ground truth | segments | found (IoU >= '
-             f'{args.iou_thr}) | by conditional queries | by learnable '
+             f'{iou_thr}) | by conditional queries | by learnable '
              'queries |', '| --- | --- | --- | --- | --- |']
     for kind, row in table.items():
         lines.append(f'| {kind} | {row["segments"]} | {row["found"]} | '
                      f'{row["conditional"]:.1f}% | {row["learnable"]:.1f}% |')
     text = '\n'.join(lines)
-    with open(osp.join(args.out_dir, 'attribution.md'), 'w') as f:
+    with open(osp.join(out_dir, 'attribution.md'), 'w') as f:
         f.write(text + '\n')
-    with open(osp.join(args.out_dir, 'segments.json'), 'w') as f:
+    with open(osp.join(out_dir, 'segments.json'), 'w') as f:
         json.dump(records, f)
     print(text)
     print(f'\n{n} images; {drawn} counter-case pictures in {pictures}')
+    return records, table
+
+
+def main():
+    args = parse_args()
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    from mmengine.config import Config
+    attribute(Config.fromfile(args.config), args.checkpoint, args.out_dir,
+              args.iou_thr, args.max_pictures, args.max_images, args.config)
 
 
 if __name__ == '__main__':
