@@ -50,6 +50,28 @@ def atomic_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def remove_stale_temps(work_dir: str) -> List[str]:
+    """Delete ``*.tmp.<pid>`` files left by killed runs (their process is
+    gone); temps of live processes (other shards) stay. Returns the removed
+    names. Shards sharing a work dir across machines: run this per machine
+    only after its own runs ended."""
+    removed = []
+    for name in os.listdir(work_dir):
+        head, sep, pid = name.rpartition('.tmp.')
+        if not sep or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # alive, another user's
+            continue
+        os.remove(osp.join(work_dir, name))
+        removed.append(name)
+    return removed
+
+
 def run_images(coco: dict, img_dir: str, work_dir: str,
                annotate: Callable[[object, List[dict]], Dict[int, dict]],
                shard: Optional[str] = None, limit: Optional[int] = None,
@@ -60,6 +82,7 @@ def run_images(coco: dict, img_dir: str, work_dir: str,
     """
     i, n = parse_shard(shard)
     os.makedirs(work_dir, exist_ok=True)
+    remove_stale_temps(work_dir)  # a killed run's half-written result
     todo = [x for k, x in enumerate(images_with_boxes(coco)) if k % n == i]
     if limit is not None:
         todo = todo[:limit]

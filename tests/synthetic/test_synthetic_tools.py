@@ -217,3 +217,18 @@ def test_missing_model_is_a_clear_error(det_set, tmp_path):
                          capture_output=True, text=True, env=ENV)
     assert out.returncode != 0
     assert 'cannot load SamModel' in out.stderr and 'no_sam' in out.stderr
+
+
+def test_stale_temp_of_a_killed_run_is_removed_live_ones_stay(tmp_path):
+    """A result half-written when its run was killed (``N.json.tmp.<pid>`` of
+    a dead process) is removed by the next run; another shard's temp file
+    (live process) is left alone."""
+    from mqformer.synthetic.runner import remove_stale_temps
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    (tmp_path / f'3.json.tmp.{dead.pid}').write_text('{"1": ')
+    (tmp_path / f'4.json.tmp.{os.getpid()}').write_text('{')
+    (tmp_path / '5.json').write_text('{}')
+    assert remove_stale_temps(str(tmp_path)) == [f'3.json.tmp.{dead.pid}']
+    assert sorted(os.listdir(tmp_path)) == ['4.json.tmp.' + str(os.getpid()),
+                                            '5.json']

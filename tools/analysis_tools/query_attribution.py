@@ -37,8 +37,11 @@ def counter_case(img_bgr, gt_mask, pan_mask, title, path):
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, colour, 2)
-    cv2.putText(out, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    for k, line in enumerate(title.split(' by ')):  # fits 96-px images
+        line = line if k == 0 else 'by ' + line
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(out, line, (4, 14 + 14 * k), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.4, colour, width, cv2.LINE_AA)
     cv2.imwrite(path, out)
 
 
