@@ -50,25 +50,27 @@ def atomic_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def remove_stale_temps(work_dir: str) -> List[str]:
     """Delete ``*.tmp.<pid>`` files left by killed runs (their process is
-    gone); temps of live processes (other shards) stay. Returns the removed
-    names. Shards sharing a work dir across machines: run this per machine
-    only after its own runs ended."""
+    gone); temps of running processes (other shards on this machine) stay.
+    Returns the removed names."""
     removed = []
     for name in os.listdir(work_dir):
-        head, sep, pid = name.rpartition('.tmp.')
-        if not sep or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # alive, another user's
-            continue
-        os.remove(osp.join(work_dir, name))
-        removed.append(name)
+        _, sep, pid = name.rpartition('.tmp.')
+        if sep and pid.isdigit() and not _alive(int(pid)):
+            os.remove(osp.join(work_dir, name))
+            removed.append(name)
     return removed
 
 

@@ -127,7 +127,8 @@ def run_key(scale, strategy, seed):
 
 def one_run(args, scale, strategy, seed):
     """Train one configuration for the wall-time budget and evaluate the
-    three Table 2 tasks; returns the row stored in results.json."""
+    Table 2 columns (and, for mixed, the attribution); returns the row
+    stored in results.json."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo  # the budgeted training loop and the evaluation configs
     from mmengine.config import Config
