@@ -30,9 +30,16 @@ MQ_CFG = f'{REPO}/configs/mqformer/mqformer_r50_8xb2-50e_coco-instance.py'
 M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
 MQ_ALL_DN = 'MQ-Former R50 mixed (masks of every DN group)'
+M2F_CPU_ATTN = 'Mask2Former R50 with our CPU deformable attention'
 MODELS = {
     M2F: (mmdet_config(
         'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'), {}),
+    # the peer given the CPU deformable-attention path MQ-Former uses
+    # (mqformer.models.layers.use_cpu_deformable_attention): what of our
+    # speed-up any mmdet model could have too
+    M2F_CPU_ATTN: (mmdet_config(
+        'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'),
+        {'_cpu_deformable_attention': True}),
     'DINO R50 4-scale': (mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py'),
                          {}),
     MQ: (MQ_CFG, dict(query_mode='mixed')),
@@ -43,7 +50,8 @@ MODELS = {
                          'bbox_head.num_dn_mask_groups': None}),
 }
 
-INFER_MODELS = tuple(m for m in MODELS if m != MQ_ALL_DN)  # same at test
+# same at test / a training-only comparison
+INFER_MODELS = tuple(m for m in MODELS if m not in (MQ_ALL_DN, M2F_CPU_ATTN))
 
 
 SECTIONS = ('infer512', 'infer800', 'text', 'train', 'scaling')
@@ -59,14 +67,22 @@ def build_case(case: dict, training: bool):
     returns the model and a preprocessed batch (1 image, 2 in training)."""
     cfg, over = MODELS[case['model']]
     over = dict(over)
+    cpu_attn = over.pop('_cpu_deformable_attention', False)
     if 'MQ-Former' in case['model']:
         over['text_encoder'] = MINILM
         if case.get('num_conditional'):
             over['num_conditional_queries'] = case['num_conditional']
     model = build(cfg, **over)
+    if cpu_attn:
+        from mqformer.models.layers import use_cpu_deformable_attention
+        use_cpu_deformable_attention(model)
     texts = lvis_classes() if case.get('vocab') == 1203 else coco_classes()
     if training:
         model.train()
+        if hasattr(model, 'text_encoder'):
+            # steady state of a training run: every (name, template) pair is
+            # cached after its first draws (12 templates x 80 names)
+            model.text_encoder.warm_cache(texts)
     data = make_data(model, (case['h'], case['w']), texts=texts,
                      batch=2 if training else 1, training=training)
     return model, data

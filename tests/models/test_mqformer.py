@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from conftest import tiny_cfg
+from conftest import REPO, tiny_cfg
 
 
 def build_model(query_mode='mixed', dn=True, text_encoder='tiny', **overrides):
@@ -184,6 +184,33 @@ def test_matching_on_sampled_features_equals_matching_on_full_masks():
     assert len(pos) == 3
     assert torch.equal(pos, ref_pos)
     assert torch.equal(pos_gt, ref.gt_inds[ref_pos] - 1)
+
+
+def test_binary_cross_entropy_cost_equals_mmdets():
+    """Our mask BCE match cost has mmdet's CrossEntropyLossCost value (soft
+    point-sampled targets, extreme logits, weight) and is what the model
+    configs match with."""
+    from mmengine.config import Config
+    from mmengine.structures import InstanceData
+    from mmdet.registry import TASK_UTILS
+    torch.manual_seed(0)
+    x = torch.randn(40, 1, 300) * 6
+    x[0, 0, :5] = torch.tensor([-80., -30., 0., 30., 80.])
+    t = torch.rand(7, 300)
+    t[:, :150] = (t[:, :150] > 0.5).float()  # hard and soft targets
+    pred, gt = InstanceData(masks=x), InstanceData(masks=t)
+    ours = TASK_UTILS.build(dict(type='BinaryCrossEntropyLossCost',
+                                 weight=5.0))(pred, gt)
+    ref = TASK_UTILS.build(dict(type='CrossEntropyLossCost', weight=5.0,
+                                use_sigmoid=True))(pred, gt)
+    assert ours.shape == (40, 7)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    cfg = Config.fromfile(f'{REPO}/configs/_base_/models/mqformer_r50.py')
+    types = [c['type'] for c in cfg.model.train_cfg.assigner.match_costs]
+    assert 'BinaryCrossEntropyLossCost' in types
+    head = build_model('mixed').bbox_head
+    box_types = [type(c).__name__ for c in head.box_assigner.match_costs]
+    assert box_types == ['FocalLossCost', 'BBoxL1Cost', 'IoUCost']
 
 
 def test_gradients_reach_every_part():

@@ -60,7 +60,8 @@ def test_reference_box_over_valid_area_samples_inside_the_image(monkeypatch):
     """A learnable reference box covering image 0's valid area makes the
     decoder's deformable attention sample only inside image 0 (in the padded
     frame: x < 0.75, y < 0.5), on every level."""
-    import mmcv.ops.multi_scale_deform_attn as msda
+    # the function the model's deformable attention runs off CUDA
+    import mqformer.models.layers.deformable_attention as msda
     model = build_model('learnable', dn=False).eval()
     with torch.no_grad():
         full = torch.logit(torch.tensor([0.5, 0.5, 0.98, 0.98]))
@@ -72,7 +73,7 @@ def test_reference_box_over_valid_area_samples_inside_the_image(monkeypatch):
             branch.layers[-1].weight.zero_()
             branch.layers[-1].bias.zero_()
     seen = []
-    real = msda.multi_scale_deformable_attn_pytorch
+    real = msda.multi_scale_deformable_attn_cpu
 
     def record(value, shapes, locations, weights):
         seen.append(locations.detach().clone())
@@ -83,8 +84,7 @@ def test_reference_box_over_valid_area_samples_inside_the_image(monkeypatch):
         _, text, enc = encode(model, data)
         dec_in, _ = model.pre_decoder(**enc, **text,
                                       batch_data_samples=data['data_samples'])
-        monkeypatch.setattr(msda, 'multi_scale_deformable_attn_pytorch',
-                            record)
+        monkeypatch.setattr(msda, 'multi_scale_deformable_attn_cpu', record)
         model.forward_decoder(memory=enc['memory'],
                               spatial_shapes=enc['spatial_shapes'],
                               level_start_index=enc['level_start_index'],

@@ -54,3 +54,70 @@ def test_swin_with_channel_mapper_trains(tmp_path, shapes_root):
     runner.train()
     assert runner.iter == 3
     assert math.isfinite(runner.message_hub.get_scalar('train/loss').current())
+
+
+def test_cpu_deformable_attention_equals_mmcv_and_converts_any_model():
+    """Our CPU deformable attention gives mmcv's outputs and gradients (odd
+    level sizes, samples outside the map), and converts the mmcv modules of
+    an mmdet model (Mask2Former's pixel decoder) and of MQ-Former in place
+    without changing their weights."""
+    import copy
+
+    from mmcv.ops import MultiScaleDeformableAttention
+    from mmcv.ops.multi_scale_deform_attn import \
+        multi_scale_deformable_attn_pytorch
+    from mqformer.models.layers import (CPUMultiScaleDeformableAttention,
+                                        multi_scale_deformable_attn_cpu,
+                                        use_cpu_deformable_attention)
+    torch.manual_seed(0)
+    shapes = torch.tensor([[9, 7], [5, 4], [2, 3]])
+    S, B, Q, H, D, L, P = int(shapes.prod(1).sum()), 2, 11, 2, 4, 3, 4
+    value = torch.randn(B, S, H, D, requires_grad=True)
+    loc = (torch.rand(B, Q, H, L, P, 2) * 1.4 - 0.2).requires_grad_()
+    w = torch.rand(B, Q, H, L, P, requires_grad=True)
+    outs, grads = [], []
+    for fn in (multi_scale_deformable_attn_pytorch,
+               multi_scale_deformable_attn_cpu):
+        out = fn(value, shapes, loc, w)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * out).sum(),
+                                         (value, loc, w)))
+    assert outs[1].shape == (B, Q, H * D)
+    torch.testing.assert_close(outs[1], outs[0])
+    for g_ours, g_ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g_ours, g_ref)
+
+    attn = MultiScaleDeformableAttention(embed_dims=8, num_heads=2,
+                                         num_levels=3, batch_first=True,
+                                         dropout=0.0)
+    ref = copy.deepcopy(attn)
+    holder = torch.nn.Sequential(attn)
+    assert use_cpu_deformable_attention(holder) == 1
+    assert type(holder[0]) is CPUMultiScaleDeformableAttention
+    assert use_cpu_deformable_attention(holder) == 0
+    kw = dict(query=torch.randn(B, Q, 8), value=torch.randn(B, S, 8),
+              reference_points=torch.rand(B, Q, 3, 2), spatial_shapes=shapes,
+              level_start_index=torch.cat([shapes.new_zeros(1),
+                                           shapes.prod(1).cumsum(0)[:-1]]))
+    torch.testing.assert_close(holder[0](**kw), ref(**kw))
+    # the stock function is back after the call
+    import mmcv.ops.multi_scale_deform_attn as mmcv_msda
+    assert mmcv_msda.multi_scale_deformable_attn_pytorch is \
+        multi_scale_deformable_attn_pytorch
+
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    m2f_cfg = Config.fromfile(f'{REPO}/configs/baselines/'
+                              'mask2former_r18_shapes-panoptic.py')
+    decoder = MODELS.build(m2f_cfg.model.panoptic_head.pixel_decoder)
+    keys = list(decoder.state_dict())
+    n = use_cpu_deformable_attention(decoder)
+    assert n == m2f_cfg.model.panoptic_head.pixel_decoder.encoder.num_layers
+    assert list(decoder.state_dict()) == keys
+
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    model = MODELS.build(tiny_cfg().model)
+    kinds = {type(m) for m in model.modules()}
+    assert CPUMultiScaleDeformableAttention in kinds
+    assert MultiScaleDeformableAttention not in kinds

@@ -50,6 +50,23 @@ def test_cache_encodes_a_fixed_vocabulary_once():
     assert torch.allclose(first, again, atol=1e-5)
 
 
+def test_warm_cache_holds_every_training_template():
+    """After warm_cache, training steps (one random template per name) never
+    run the text model; a name outside the warmed ones still does."""
+    enc = build(model_name_or_path=MINILM, templates='default').train()
+    names = ['sky', 'red circle', 'grass']
+    assert enc.warm_cache(names) == 3 * len(enc.templates)
+    assert enc.warm_cache(names) == 0
+    n = enc.num_encoded
+    for _ in range(20):
+        enc([names, names[:1]])
+    assert enc.num_encoded == n
+    enc([['blue square']])
+    assert enc.num_encoded == n + 1
+    assert build(model_name_or_path=MINILM, frozen=True,
+                 cache=False).warm_cache(names) == 0
+
+
 def test_phrases_go_to_a_bounded_lru_cache_class_names_stay():
     enc = build(model_name_or_path=MINILM, templates='none',
                 phrase_cache_size=8)

@@ -128,8 +128,8 @@ model = dict(
                 dict(type='FocalLossCost', weight=4.0),
                 dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
                 dict(type='IoUCost', iou_mode='giou', weight=2.0),
-                dict(
-                    type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
+                # mmdet's sigmoid CrossEntropyLossCost, same value, ~4x cheaper
+                dict(type='BinaryCrossEntropyLossCost', weight=5.0),
                 dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0)
             ])),
     # instances get the boxes of their predicted masks (Mask2Former's boxes):

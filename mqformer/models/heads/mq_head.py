@@ -20,7 +20,8 @@ from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
 from ..layers import QuerySplit
 
-MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost')
+MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost',
+              'BinaryCrossEntropyLossCost')
 
 
 class PredSet(NamedTuple):

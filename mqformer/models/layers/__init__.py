@@ -1,7 +1,11 @@
+from .deformable_attention import (CPUMultiScaleDeformableAttention,
+                                   multi_scale_deformable_attn_cpu,
+                                   use_cpu_deformable_attention)
 from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
                                   MixedQueryDecoderLayer, check_query_mode)
 from .query_split import QuerySplit
 from .seg_encoder import MQSegEncoder
 
-__all__ = ['MQSegEncoder', 'MixedQueryDecoder', 'MixedQueryDecoderLayer',
-           'QUERY_MODES', 'QuerySplit', 'check_query_mode']
+__all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder', 'MixedQueryDecoder', 'MixedQueryDecoderLayer',
+           'QUERY_MODES', 'QuerySplit', 'check_query_mode',
+           'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention']

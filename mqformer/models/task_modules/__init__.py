@@ -1,3 +1,4 @@
+from .match_costs import BinaryCrossEntropyLossCost
 from .open_vocab_dn import OpenVocabCdnQueryGenerator
 
-__all__ = ['OpenVocabCdnQueryGenerator']
+__all__ = ['BinaryCrossEntropyLossCost', 'OpenVocabCdnQueryGenerator']
