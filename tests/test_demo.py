@@ -20,6 +20,12 @@ def test_short_demo_end_to_end(tmp_path):
     assert any('MQ-Former' in n and 'trained' in n for n in names)
     assert any('untrained' in n for n in names)
     assert any('Mask2Former' in n for n in names)
+    # the equal-data row: MQ-Former on Mask2Former's panoptic data only
+    eq = [r for r in rows if 'panoptic data only' in r['model']]
+    assert len(eq) == 1 and eq[0]['iters'] == 3
+    assert eq[0]['cells']['PQ'] is not None
+    assert eq[0]['cells']['box AP'] is not None
+    assert eq[0]['cells']['ref cIoU'] is None  # not trained for it
     mq = rows[0]
     for col in ('PQ', 'mask AP', 'box AP', 'mIoU', 'ref cIoU', 'fg MAE'):
         assert mq['cells'][col] is not None, col
