@@ -6,6 +6,7 @@ from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
 from .query_split import QuerySplit
 from .seg_encoder import MQSegEncoder
 
-__all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder', 'MixedQueryDecoder', 'MixedQueryDecoderLayer',
+__all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder',
+           'MixedQueryDecoder', 'MixedQueryDecoderLayer',
            'QUERY_MODES', 'QuerySplit', 'check_query_mode',
            'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention']

@@ -7,8 +7,6 @@ import torch.nn.functional as F
 from mmcv.ops import MultiScaleDeformableAttention
 from torch import Tensor, nn
 
-_MMCV_PYTORCH_PATH = mmcv_msda.multi_scale_deformable_attn_pytorch
-
 
 def multi_scale_deformable_attn_cpu(value: Tensor,
                                     value_spatial_shapes: Sequence,
@@ -54,12 +52,13 @@ def _cpu_path():
     """mmcv's forward calls its module-level function by name; it is
     pointed at ours for the call (both give the same result, so a
     concurrent stock module is unaffected)."""
+    before = mmcv_msda.multi_scale_deformable_attn_pytorch
     mmcv_msda.multi_scale_deformable_attn_pytorch = \
         multi_scale_deformable_attn_cpu
     try:
         yield
     finally:
-        mmcv_msda.multi_scale_deformable_attn_pytorch = _MMCV_PYTORCH_PATH
+        mmcv_msda.multi_scale_deformable_attn_pytorch = before
 
 
 class CPUMultiScaleDeformableAttention(MultiScaleDeformableAttention):
