@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument('--val', type=int, default=40)
     p.add_argument('--base-iters', type=int, default=600)
     p.add_argument('--ft-iters', type=int, default=200)
+    p.add_argument('--seed', type=int, default=0,
+                   help='mmengine randomness seed of every training run')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=VARIANTS)
     return p.parse_args(argv)
@@ -163,6 +165,7 @@ def main(argv=None):
                           ('test_dataloader', 'val')):
             set_data(cfg, dl, old_root, f'annotations/instances_{split}.json',
                      old)
+        cfg.randomness = dict(seed=args.seed)
         _, base_ckpt, iters, took = demo.train(
             cfg, osp.join(wd, 'base'), 10**6, args.base_iters)
         results['base'] = dict(iters=iters, seconds=took, **scores(base_ckpt))
@@ -171,6 +174,7 @@ def main(argv=None):
         if name in results:
             continue
         cfg = variant_cfg(name, old_root, new_root, base_ckpt)
+        cfg.randomness = dict(seed=args.seed)
         _, ckpt, iters, took = demo.train(
             cfg, osp.join(wd, name.replace('+', '_')), 10**6, args.ft_iters)
         results[name] = dict(iters=iters, seconds=took, **scores(ckpt))
