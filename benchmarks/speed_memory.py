@@ -31,15 +31,14 @@ M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
 MQ_ALL_DN = 'MQ-Former R50 mixed (masks of every DN group)'
 M2F_CPU_ATTN = 'Mask2Former R50 with our CPU deformable attention'
+M2F_CFG = mmdet_config(
+    'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 MODELS = {
-    M2F: (mmdet_config(
-        'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'), {}),
+    M2F: (M2F_CFG, {}),
     # the peer given the CPU deformable-attention path MQ-Former uses
     # (mqformer.models.layers.use_cpu_deformable_attention): what of our
     # speed-up any mmdet model could have too
-    M2F_CPU_ATTN: (mmdet_config(
-        'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'),
-        {'_cpu_deformable_attention': True}),
+    M2F_CPU_ATTN: (M2F_CFG, {'_cpu_deformable_attention': True}),
     'DINO R50 4-scale': (mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py'),
                          {}),
     MQ: (MQ_CFG, dict(query_mode='mixed')),

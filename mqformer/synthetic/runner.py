@@ -53,11 +53,11 @@ def atomic_json(path: str, obj) -> None:
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: another user's, so alive
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 

@@ -50,8 +50,9 @@ def multi_scale_deformable_attn_cpu(value: Tensor,
 @contextmanager
 def _cpu_path():
     """mmcv's forward calls its module-level function by name; it is
-    pointed at ours for the call (both give the same result, so a
-    concurrent stock module is unaffected)."""
+    pointed at ours for the call. Both give the same result, so a stock
+    module running concurrently (or left with ours by two threads'
+    interleaved exits) computes the same outputs."""
     before = mmcv_msda.multi_scale_deformable_attn_pytorch
     mmcv_msda.multi_scale_deformable_attn_pytorch = \
         multi_scale_deformable_attn_cpu
