@@ -213,6 +213,49 @@ def test_binary_cross_entropy_cost_equals_mmdets():
     assert box_types == ['FocalLossCost', 'BBoxL1Cost', 'IoUCost']
 
 
+def test_distinct_query_selection_skips_duplicate_proposals():
+    """With ``dqs_cfg`` (the configs' default) a stuff-like area proposed by
+    many tokens gives one conditional query, not a copy per token; the count
+    stays N_c (suppressed proposals fill in, best first, before padding);
+    without it the top-k is DINO's."""
+    from mmdet.models.layers.transformer.utils import inverse_sigmoid
+    model = build_model('mixed')
+    assert model.dqs_cfg['iou_threshold'] == 0.8
+    k = model.num_conditional  # 20
+    S, T = 300, 3
+    g = torch.Generator().manual_seed(0)
+    # 40 near-copies of one large box (the highest scores), then small
+    # boxes, each distinct, scored lower; the last 10 tokens are padding
+    big = torch.tensor([0.5, 0.5, 0.8, 0.6]) + 0.005 * torch.rand(40, 4,
+                                                                   generator=g)
+    centres = torch.rand(S - 40, 2, generator=g) * 0.8 + 0.1
+    small = torch.cat([centres, torch.full((S - 40, 2), 0.02)], 1)
+    coord = inverse_sigmoid(torch.cat([big, small]))[None]
+    enc_class = torch.randn(1, S, T, generator=g) - 5
+    enc_class[0, :40, 1] = 5 + torch.rand(40, generator=g)
+    enc_class[0, 40:, 0] = torch.linspace(3, 0, S - 40)
+    text_mask = torch.ones(1, T, dtype=torch.bool)
+    proposals = torch.zeros(1, S, 4)
+    proposals[0, -10:] = float('inf')  # padding / border
+    plain = model.topk_proposals(enc_class, text_mask, proposals)
+    assert (plain < 40).all()  # DINO's top-k: all copies of the big box
+    picked = model.topk_proposals(enc_class, text_mask, proposals, coord)[0]
+    assert picked.shape == (k, ) and len(picked.unique()) == k
+    assert (picked < 40).sum() == 1
+    assert picked[0] == enc_class[0, :40, 1].argmax()  # best copy first
+    assert torch.equal(picked[1:], torch.arange(40, 40 + k - 1))
+    # every small box is one box: nothing survives but the big one and the
+    # best small one, the rest are filled by score, never from padding
+    coord[0, 40:] = inverse_sigmoid(small[:1]).expand(S - 40, -1)
+    picked = model.topk_proposals(enc_class, text_mask, proposals, coord)[0]
+    assert len(picked.unique()) == k and (picked < S - 10).all()
+    assert set(picked[:2].tolist()) == {int(enc_class[0, :40, 1].argmax()),
+                                        40}
+    model.dqs_cfg = None
+    assert torch.equal(
+        model.topk_proposals(enc_class, text_mask, proposals, coord), plain)
+
+
 def test_gradients_reach_every_part():
     model = build_model('mixed').train()
     data = preprocess(model, batch(), True)

@@ -47,7 +47,11 @@ def test_proposals_never_come_from_padding():
         enc_class = torch.randn(*memory_mask.shape, T)
         enc_class[memory_mask] = 100.0  # padding would win every text
         topk = model.topk_proposals(enc_class, text['text_mask'], proposals)
+        # distinct selection (NMS on the regressed boxes) neither
+        distinct = model.topk_proposals(enc_class, text['text_mask'],
+                                        proposals, torch.randn_like(proposals))
     assert not memory_mask.gather(1, topk).any()
+    assert not memory_mask.gather(1, distinct).any()
     chosen = proposals.gather(1, topk[..., None].expand(-1, -1, 4)).sigmoid()
     assert torch.isfinite(chosen).all()
     # image 0's finest level spans its valid area in its own frame

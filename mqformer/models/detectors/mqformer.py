@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmcv.ops import batched_nms
 from mmengine.logging import MessageHub
 from torch import Tensor, nn
 
@@ -9,7 +10,7 @@ from mmdet.models.detectors import DeformableDETR, DetectionTransformer
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
-from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import ConfigType, OptConfigType
 from ...engine.non_finite_guard import NONFINITE_TERMS
 from ..layers import (QuerySplit, check_query_mode,
@@ -52,6 +53,15 @@ class MQFormer(DetectionTransformer):
         mask_box_init (bool): MaskDINO's mask-enhanced anchors: conditional
             queries start from the boxes of their proposals' masks instead of
             the regressed proposal boxes. Defaults to True.
+        dqs_cfg (dict, optional): distinct query selection (DDQ-DETR, mmdet's
+            ``DDQDETR.dqs_cfg``): class-agnostic NMS over the encoder's
+            regressed proposal boxes before the top-k, so a large region
+            (a stuff area) does not fill the conditional queries with
+            duplicates. ``nms_pre_ratio`` (default 4): NMS runs on the best
+            ``nms_pre_ratio * N_c`` proposals (NMS over every token of a
+            1024 px image costs seconds on a CPU); the remaining keys go to
+            mmcv's ``batched_nms`` (e.g. ``dict(type='nms',
+            iou_threshold=0.8)``). ``None`` (default): plain top-k (DINO).
         fusion_head (dict): :class:`MQFusionHead` config; its ``test_cfg``
             defaults to the model's ``test_cfg`` (task switches).
     """
@@ -65,6 +75,7 @@ class MQFormer(DetectionTransformer):
                  dn_cfg: OptConfigType = None,
                  enc_mask_loss: bool = True,
                  mask_box_init: bool = True,
+                 dqs_cfg: OptConfigType = None,
                  fusion_head: OptConfigType = dict(type='MQFusionHead'),
                  **kwargs) -> None:
         self.query_mode = check_query_mode(query_mode)
@@ -76,6 +87,7 @@ class MQFormer(DetectionTransformer):
         self.dn_cfg = dn_cfg
         self.enc_mask_loss = enc_mask_loss
         self.mask_box_init = mask_box_init
+        self.dqs_cfg = dict(dqs_cfg) if dqs_cfg else None
         self.fusion_head_cfg = dict(fusion_head or dict(type='MQFusionHead'))
         if self.query_mode == 'learnable' and kwargs.get('bbox_head'):
             # no encoder proposals: no proposal box branch (unused
@@ -292,7 +304,8 @@ class MQFormer(DetectionTransformer):
         enc_class = self.bbox_head.text_logits(output_memory, text_embeds)
         enc_coord_unact = self.bbox_head.reg_branches[
             self.decoder.num_layers](output_memory) + output_proposals
-        topk = self.topk_proposals(enc_class, text_mask, output_proposals)
+        topk = self.topk_proposals(enc_class, text_mask, output_proposals,
+                                   enc_coord_unact)
 
         def gather(x: Tensor) -> Tensor:
             return torch.gather(x, 1, topk[..., None].expand(-1, -1,
@@ -326,19 +339,57 @@ class MQFormer(DetectionTransformer):
         return topk_content.detach(), refs, outputs
 
     def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
-                       output_proposals: Tensor) -> Tensor:
+                       output_proposals: Tensor,
+                       enc_coord_unact: Optional[Tensor] = None) -> Tensor:
         """Indices (B, K) of the K = N_c best proposals. A proposal's score is
         its best real text; proposals on padding or at the border (inf in
-        ``output_proposals`` (B, S, 4)) are never chosen.
+        ``output_proposals`` (B, S, 4)) are never chosen. With ``dqs_cfg``
+        the K are distinct (:meth:`distinct_topk`).
 
         Args:
             enc_class (Tensor): (B, S, T) logits. text_mask (Tensor): (B, T).
+            enc_coord_unact (Tensor, optional): (B, S, 4) regressed proposal
+                boxes, inverse-sigmoid cxcywh; needed with ``dqs_cfg``.
         """
         scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
         scores = scores.masked_fill(
             torch.isinf(output_proposals).any(-1), float('-inf'))
         k = min(self.num_conditional, scores.size(1))
-        return scores.topk(k, dim=1)[1]
+        if self.dqs_cfg is None or enc_coord_unact is None:
+            return scores.topk(k, dim=1)[1]
+        with torch.no_grad():
+            boxes = bbox_cxcywh_to_xyxy(enc_coord_unact.sigmoid())
+            return torch.stack([
+                self.distinct_topk(s, b, k) for s, b in zip(scores, boxes)
+            ])
+
+    def distinct_topk(self, scores: Tensor, boxes: Tensor, k: int) -> Tensor:
+        """DDQ's distinct queries for one image: the K best proposals that
+        survive class-agnostic NMS, then, if fewer than K survive, the best
+        suppressed ones (the query count stays fixed).
+
+        Args:
+            scores (Tensor): (S, ) proposal scores, -inf where never chosen.
+            boxes (Tensor): (S, 4) xyxy, normalised.
+
+        Returns:
+            Tensor: (K, ) proposal indices, survivors first, by score.
+        """
+        nms_cfg = dict(self.dqs_cfg)
+        pre = min(len(scores), nms_cfg.pop('nms_pre_ratio', 4) * k)
+        cand_scores, cand = scores.topk(pre)
+        valid = torch.isfinite(cand_scores)
+        cand, cand_scores = cand[valid], cand_scores[valid]
+        probs = cand_scores.sigmoid()
+        _, keep = batched_nms(boxes[cand], probs, torch.zeros_like(cand),
+                              nms_cfg)
+        # rank: survivors (2..3), suppressed candidates (0..1), the rest
+        # (-2..-1; padding and border -2); no data-dependent branch, so it
+        # also exports to ONNX
+        rank = scores.sigmoid() - 2
+        rank[cand] = probs
+        rank[cand[keep]] = probs[keep] + 2
+        return rank.topk(k)[1]
 
     @staticmethod
     def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,
