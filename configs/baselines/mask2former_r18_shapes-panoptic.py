@@ -51,7 +51,8 @@ model = dict(
     panoptic_fusion_head=dict(num_things_classes=num_things_classes,
                               num_stuff_classes=num_stuff_classes),
     train_cfg=dict(num_points=1024),
-    test_cfg=dict(panoptic_on=True, instance_on=True, max_per_img=20))
+    # mmdet's key is max_per_image (the top-k instances); as our eval config
+    test_cfg=dict(panoptic_on=True, instance_on=True, max_per_image=100))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPanopticAnnotations'),

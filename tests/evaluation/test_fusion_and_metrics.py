@@ -394,3 +394,13 @@ def test_predictions_know_their_query():
     inst = out['pred_instances']
     assert sorted(zip(inst.query_index.tolist(), inst.labels.tolist())) == \
         [(0, 0), (1, 1)]
+
+
+def test_misspelt_test_cfg_key_is_refused():
+    """mmdet's Mask2Former key ``max_per_image`` (or any unknown key) would
+    silently keep the default top-k; it is refused with the right name."""
+    assert fusion(max_per_img=7, panoptic_on=True).test_cfg['max_per_img'] == 7
+    with pytest.raises(ValueError, match="max_per_image.*'max_per_img'"):
+        fusion(max_per_image=20)
+    with pytest.raises(ValueError, match='objet_mask_thr'):
+        fusion(objet_mask_thr=0.3)

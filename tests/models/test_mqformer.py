@@ -214,13 +214,13 @@ def test_binary_cross_entropy_cost_equals_mmdets():
 
 
 def test_distinct_query_selection_skips_duplicate_proposals():
-    """With ``dqs_cfg`` (the configs' default) a stuff-like area proposed by
+    """With ``dqs_cfg`` (opt-in) a stuff-like area proposed by
     many tokens gives one conditional query, not a copy per token; the count
     stays N_c (suppressed proposals fill in, best first, before padding);
     without it the top-k is DINO's."""
     from mmdet.models.layers.transformer.utils import inverse_sigmoid
-    model = build_model('mixed')
-    assert model.dqs_cfg['iou_threshold'] == 0.8
+    assert build_model('mixed').dqs_cfg is None  # the configs' default
+    model = build_model('mixed', dqs_cfg=dict(type='nms', iou_threshold=0.8))
     k = model.num_conditional  # 20
     S, T = 300, 3
     g = torch.Generator().manual_seed(0)

@@ -48,6 +48,7 @@ def test_proposals_never_come_from_padding():
         enc_class[memory_mask] = 100.0  # padding would win every text
         topk = model.topk_proposals(enc_class, text['text_mask'], proposals)
         # distinct selection (NMS on the regressed boxes) neither
+        model.dqs_cfg = dict(type='nms', iou_threshold=0.8)
         distinct = model.topk_proposals(enc_class, text['text_mask'],
                                         proposals, torch.randn_like(proposals))
     assert not memory_mask.gather(1, topk).any()

@@ -9,9 +9,6 @@ model = dict(
     query_mode='mixed',
     num_learnable_queries=100,
     num_conditional_queries=300,
-    # distinct conditional queries (DDQ-DETR's NMS before the top-k): a stuff
-    # area no longer fills the conditional queries with copies of one mask
-    dqs_cfg=dict(type='nms', iou_threshold=0.8),
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

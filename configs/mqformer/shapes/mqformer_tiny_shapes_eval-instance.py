@@ -6,7 +6,8 @@ _base_ = [
     '../../_base_/datasets/shapes_world_multitask.py',
     '../../_base_/default_runtime.py'
 ]
-model = dict(test_cfg=dict(instance_on=True, max_per_img=50))
+# 100: COCO's maxDets and mmdet's Mask2Former default (the baseline's)
+model = dict(test_cfg=dict(instance_on=True, max_per_img=100))
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,

@@ -42,9 +42,21 @@ class MQFusionHead(BaseModule):
     ``mask_thr`` (0.5), ``text_chunk`` (128 texts per semantic scoring step).
     """
 
+    SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
+                'mask_thr', 'text_chunk', 'box_source')
+
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.test_cfg = dict(test_cfg or {})
+        known = {f'{t}_on' for t in TASKS} | set(self.SETTINGS)
+        unknown = sorted(set(self.test_cfg) - known)
+        if unknown:
+            # a misspelt key would silently keep its default (mmdet's
+            # Mask2Former spells it max_per_image)
+            hint = (" (MQ-Former's key is 'max_per_img')"
+                    if 'max_per_image' in unknown else '')
+            raise ValueError(f'model.test_cfg: unknown key(s) {unknown}'
+                             f'{hint}; known: {sorted(known)}')
 
     def switches(self, task: Optional[str]) -> dict:
         on = {t: bool(self.test_cfg.get(f'{t}_on', t == 'instance'))
