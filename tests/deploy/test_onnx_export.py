@@ -57,6 +57,29 @@ def test_graph_matches_pytorch_for_two_vocabularies(exported, num_texts):
         assert np.abs(o - r.numpy()).max() < tol, name
 
 
+def test_distinct_query_selection_exports(tmp_path):
+    """With ``dqs_cfg`` the NMS before the top-k is in the graph (not a
+    traced constant): two inputs, one with a near-zero image whose
+    proposals mostly collapse onto each other, match PyTorch."""
+    from mqformer.deploy import MQFormerExportModel, ONNXRunner, export_onnx
+    model = build_model('mixed', dqs_cfg=dict(type='nms', iou_threshold=0.8))
+    model = model.eval()
+    path = str(tmp_path / 'dqs.onnx')
+    export_onnx(model, path, SHAPE)
+    runner = ONNXRunner(path)
+    g = torch.Generator().manual_seed(1)
+    for x in (torch.randn(1, 3, *SHAPE, generator=g),
+              torch.zeros(1, 3, *SHAPE)):
+        t = torch.randn(1, 5, model.embed_dims, generator=g)
+        s = torch.tensor(SHAPE)
+        with torch.no_grad():
+            ref = MQFormerExportModel(model, SHAPE).eval()(x, t, s)
+        out = runner.session.run(None, dict(
+            inputs=x.numpy(), text_embeds=t.numpy(), img_shape=s.numpy()))
+        for (name, tol), o, r in zip(TOL.items(), out, ref):
+            assert np.abs(o - r.numpy()).max() < tol, name
+
+
 def test_export_model_is_the_models_forward(exported):
     """The export wrapper (tensor inputs) gives what MQFormer's own
     forward gives for a padded sample with the vocabulary's texts."""

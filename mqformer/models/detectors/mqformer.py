@@ -55,9 +55,10 @@ class MQFormer(DetectionTransformer):
             the regressed proposal boxes. Defaults to True.
         dqs_cfg (dict, optional): distinct query selection (DDQ-DETR, mmdet's
             ``DDQDETR.dqs_cfg``): class-agnostic NMS over the encoder's
-            regressed proposal boxes before the top-k, so a large region
-            (a stuff area) does not fill the conditional queries with
-            duplicates. ``nms_pre_ratio`` (default 4): NMS runs on the best
+            regressed proposal boxes before the top-k, so no two
+            conditional queries start from proposals overlapping more than
+            ``iou_threshold`` (the decoder can still make duplicates: on
+            the demo it did not reduce them). ``nms_pre_ratio`` (default 4): NMS runs on the best
             ``nms_pre_ratio * N_c`` proposals (NMS over every token of a
             1024 px image costs seconds on a CPU); the remaining keys go to
             mmcv's ``batched_nms`` (e.g. ``dict(type='nms',
