@@ -53,11 +53,11 @@ def atomic_json(path: str, obj) -> None:
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine."""
     try:
-        os.kill(pid, 0)  # PermissionError: another user's, so alive
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        pass
+    except PermissionError:  # another user's process: it exists
+        return True
     return True
 
 
