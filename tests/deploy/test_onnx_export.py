@@ -57,12 +57,13 @@ def test_graph_matches_pytorch_for_two_vocabularies(exported, num_texts):
         assert np.abs(o - r.numpy()).max() < tol, name
 
 
-def test_distinct_query_selection_exports(tmp_path):
+@pytest.mark.parametrize('dqs', ['nms', 'mask_nms'])
+def test_distinct_query_selection_exports(tmp_path, dqs):
     """With ``dqs_cfg`` the NMS before the top-k is in the graph (not a
     traced constant): two inputs, one with a near-zero image whose
     proposals mostly collapse onto each other, match PyTorch."""
     from mqformer.deploy import MQFormerExportModel, ONNXRunner, export_onnx
-    model = build_model('mixed', dqs_cfg=dict(type='nms', iou_threshold=0.8))
+    model = build_model('mixed', dqs_cfg=dict(type=dqs, iou_threshold=0.8))
     model = model.eval()
     path = str(tmp_path / 'dqs.onnx')
     export_onnx(model, path, SHAPE)

@@ -16,6 +16,8 @@ def build_model(query_mode='mixed', dn=True, text_encoder='tiny', **overrides):
     cfg.model.query_mode = query_mode
     if not dn:
         cfg.model.dn_cfg = None
+    if 'dqs_cfg' in overrides:  # replaced, not merged into the config's
+        cfg.model.dqs_cfg = overrides.pop('dqs_cfg')
     cfg.model.update(overrides)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -214,12 +216,16 @@ def test_binary_cross_entropy_cost_equals_mmdets():
 
 
 def test_distinct_query_selection_skips_duplicate_proposals():
-    """With ``dqs_cfg`` (opt-in) a stuff-like area proposed by
+    """With ``dqs_cfg`` type ``'nms'`` (boxes) a stuff-like area proposed by
     many tokens gives one conditional query, not a copy per token; the count
     stays N_c (suppressed proposals fill in, best first, before padding);
     without it the top-k is DINO's."""
+    from mmengine.config import Config
     from mmdet.models.layers.transformer.utils import inverse_sigmoid
-    assert build_model('mixed').dqs_cfg is None  # the configs' default
+    r50 = Config.fromfile(f'{REPO}/configs/_base_/models/mqformer_r50.py')
+    assert r50.model.get('dqs_cfg') is None  # off in the R50 configs
+    # on in the demo's tiny model (docs/quality_per_cpu_minute.md)
+    assert build_model('mixed').dqs_cfg['type'] == 'mask_nms'
     model = build_model('mixed', dqs_cfg=dict(type='nms', iou_threshold=0.8))
     k = model.num_conditional  # 20
     S, T = 300, 3
@@ -237,8 +243,12 @@ def test_distinct_query_selection_skips_duplicate_proposals():
     text_mask = torch.ones(1, T, dtype=torch.bool)
     proposals = torch.zeros(1, S, 4)
     proposals[0, -10:] = float('inf')  # padding / border
+    model.dqs_cfg = None
     plain = model.topk_proposals(enc_class, text_mask, proposals)
     assert (plain < 40).all()  # DINO's top-k: all copies of the big box
+    model.dqs_cfg = dict(type='nms', iou_threshold=0.8)
+    with pytest.raises(ValueError, match='enc_coord_unact'):
+        model.topk_proposals(enc_class, text_mask, proposals)
     picked = model.topk_proposals(enc_class, text_mask, proposals, coord)[0]
     assert picked.shape == (k, ) and len(picked.unique()) == k
     assert (picked < 40).sum() == 1
@@ -254,6 +264,103 @@ def test_distinct_query_selection_skips_duplicate_proposals():
     model.dqs_cfg = None
     assert torch.equal(
         model.topk_proposals(enc_class, text_mask, proposals, coord), plain)
+
+
+def test_mask_nms_is_fast_nms():
+    """YOLACT's Fast NMS on masks: a mask overlapping a better-ranked one by
+    more than the threshold is dropped, even where that one was dropped too;
+    empty masks overlap nothing."""
+    from mqformer.models.detectors import MQFormer
+    m = torch.full((5, 10, 10), -1.0)
+    m[0, :, :5] = 1  # A: left half (50 px)
+    m[1, :, :5] = 1
+    m[1, 0, 5] = 1  # A': A plus one pixel (IoU 50/51)
+    m[2, :, 5:] = 1  # B: right half, disjoint from A
+    m[3, :, 5:] = 1
+    m[3, :3, 4] = 1  # B': B plus 3 pixels (IoU 50/53 = 0.94)
+    # m[4] is empty
+    def kept(masks, thr):
+        return torch.nonzero(MQFormer.mask_nms(masks, thr)).flatten().tolist()
+
+    assert kept(m, 0.8) == [0, 2, 4]
+    assert kept(m, 0.99) == [0, 1, 2, 3, 4]
+    # a chain: C overlaps B (dropped by A: IoU 0.83) by 0.83, A by 0.67;
+    # Fast NMS drops it too
+    chain = torch.full((3, 10, 10), -1.0)
+    chain[0, :, :5] = 1
+    chain[1, :, :6] = 1
+    chain[2, :, 1:6] = 1
+    chain[2, :, 0] = -1
+    assert kept(chain, 0.8) == [0]
+
+
+def test_mask_distinct_selection_skips_duplicate_masks():
+    """``dqs_cfg=dict(type='mask_nms')``: tokens of one region that all
+    predict the same mask give one conditional query; distinct masks are
+    kept by score; the count stays N_c and padding never qualifies."""
+    model = build_model('mixed', dqs_cfg=dict(type='mask_nms',
+                                               iou_threshold=0.8))
+    k = model.num_conditional  # 20
+    S, T = 300, 3
+    g = torch.Generator().manual_seed(0)
+    enc_class = torch.randn(1, S, T, generator=g) - 5
+    enc_class[0, :40, 1] = 5 + torch.rand(40, generator=g)  # one big region
+    enc_class[0, 40:, 0] = torch.linspace(3, 0, S - 40)
+    text_mask = torch.ones(1, T, dtype=torch.bool)
+    proposals = torch.zeros(1, S, 4)
+    proposals[0, -10:] = float('inf')  # padding / border
+    masks = torch.full((S, 20, 30), -1.0)
+    masks[:40, :, :10] = 1  # every token of the region: the left third
+    for i in range(40, S):  # the others: one pixel each, all different
+        masks[i, (i - 40) // 20, 10 + (i - 40) % 20] = 1
+    asked = []
+
+    def candidate_masks(b, idx):
+        asked.append(len(idx))
+        return masks[idx]
+
+    picked = model.topk_proposals(enc_class, text_mask, proposals,
+                                  candidate_masks=candidate_masks)[0]
+    assert asked == [4 * k]  # nms_pre_ratio x N_c candidates
+    assert picked.shape == (k, ) and len(picked.unique()) == k
+    assert (picked < 40).sum() == 1
+    assert picked[0] == enc_class[0, :40, 1].argmax()
+    assert torch.equal(picked[1:], torch.arange(40, 40 + k - 1))
+    # all masks alike: one survivor, the rest filled by score, no padding
+    masks[:] = 1
+    picked = model.topk_proposals(enc_class, text_mask, proposals,
+                                  candidate_masks=candidate_masks)[0]
+    assert len(picked.unique()) == k and (picked < S - 10).all()
+    with pytest.raises(ValueError, match='candidate_masks'):
+        model.topk_proposals(enc_class, text_mask, proposals)
+
+
+def test_proposal_masks_stop_at_the_valid_area():
+    """Candidate masks for distinct selection are resized to ``mask_size``
+    and -inf outside the image's share of the padded input."""
+    model = build_model('mixed', dqs_cfg=dict(type='mask_nms', mask_size=8))
+    C = model.embed_dims
+    feats = torch.randn(C, 32, 24)
+    masks = model.proposal_masks(torch.randn(5, C), feats,
+                                 torch.tensor([0.5, 1.0]))
+    assert masks.shape == (5, 8, 8)
+    assert torch.isinf(masks[:, 4:]).all() and torch.isfinite(masks[:, :4]).all()
+
+
+@pytest.mark.parametrize('dqs', ['nms', 'mask_nms'])
+def test_distinct_selection_trains_and_predicts_on_padded_batches(dqs):
+    """Both selections run inside the model on a batch of differently sized
+    images: finite losses in training, N_c conditional queries at test."""
+    model = build_model('mixed', dqs_cfg=dict(type=dqs, iou_threshold=0.8))
+    data = preprocess(model.train(), batch(sizes=((64, 96), (128, 128))),
+                      True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    data = preprocess(model.eval(), batch(sizes=((64, 96), (128, 128))),
+                      False)
+    with torch.no_grad():
+        cls = model._forward(data['inputs'], data['data_samples'])[0]
+    assert cls.shape[2] == model.num_conditional + model.num_learnable
 
 
 def test_gradients_reach_every_part():

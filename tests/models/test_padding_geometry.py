@@ -46,13 +46,20 @@ def test_proposals_never_come_from_padding():
         T = text['text_mask'].size(1)
         enc_class = torch.randn(*memory_mask.shape, T)
         enc_class[memory_mask] = 100.0  # padding would win every text
+        model.dqs_cfg = None
         topk = model.topk_proposals(enc_class, text['text_mask'], proposals)
-        # distinct selection (NMS on the regressed boxes) neither
+        # distinct selection (NMS on the regressed boxes or on the masks)
+        # neither
         model.dqs_cfg = dict(type='nms', iou_threshold=0.8)
         distinct = model.topk_proposals(enc_class, text['text_mask'],
                                         proposals, torch.randn_like(proposals))
+        model.dqs_cfg = dict(type='mask_nms', iou_threshold=0.8)
+        by_mask = model.topk_proposals(
+            enc_class, text['text_mask'], proposals,
+            candidate_masks=lambda b, idx: torch.randn(len(idx), 8, 8))
     assert not memory_mask.gather(1, topk).any()
     assert not memory_mask.gather(1, distinct).any()
+    assert not memory_mask.gather(1, by_mask).any()
     chosen = proposals.gather(1, topk[..., None].expand(-1, -1, 4)).sigmoid()
     assert torch.isfinite(chosen).all()
     # image 0's finest level spans its valid area in its own frame

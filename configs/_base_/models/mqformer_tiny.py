@@ -65,4 +65,6 @@ model = dict(
         embed_dims=embed_dims,
         num_points=1024),
     dn_cfg=dict(group_cfg=dict(num_dn_queries=20)),
+    # distinct conditional queries: no two start from one mask
+    dqs_cfg=dict(type='mask_nms', iou_threshold=0.8, nms_pre_ratio=16),
     test_cfg=dict(max_per_img=20, box_source='mask'))  # as mqformer_r50.py

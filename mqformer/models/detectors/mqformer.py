@@ -1,7 +1,8 @@
 """MQFormer: image -> segmentation encoder -> mixed-query decoder -> MQHead."""
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.ops import batched_nms
 from mmengine.logging import MessageHub
 from torch import Tensor, nn
@@ -54,15 +55,16 @@ class MQFormer(DetectionTransformer):
             queries start from the boxes of their proposals' masks instead of
             the regressed proposal boxes. Defaults to True.
         dqs_cfg (dict, optional): distinct query selection (DDQ-DETR, mmdet's
-            ``DDQDETR.dqs_cfg``): class-agnostic NMS over the encoder's
-            regressed proposal boxes before the top-k, so no two
-            conditional queries start from proposals overlapping more than
-            ``iou_threshold`` (the decoder can still make duplicates: on
-            the demo it did not reduce them). ``nms_pre_ratio`` (default 4): NMS runs on the best
-            ``nms_pre_ratio * N_c`` proposals (NMS over every token of a
-            1024 px image costs seconds on a CPU); the remaining keys go to
-            mmcv's ``batched_nms`` (e.g. ``dict(type='nms',
-            iou_threshold=0.8)``). ``None`` (default): plain top-k (DINO).
+            ``DDQDETR.dqs_cfg``): no two conditional queries start from
+            proposals that overlap more than ``iou_threshold``; suppressed
+            proposals fill in when fewer than N_c survive. ``type``:
+            ``'mask_nms'``, Fast NMS (YOLACT) over the masks the proposals
+            predict (unified query selection's mask head, on mask features
+            pooled to ``mask_size``, default 32), or ``'nms'``, mmcv's NMS
+            over the regressed proposal boxes (DDQ; the remaining keys go to
+            ``batched_nms``). Both run on the best ``nms_pre_ratio * N_c``
+            proposals (default 4; NMS over every token of a 1024 px image
+            costs seconds on a CPU). ``None`` (default): plain top-k (DINO).
         fusion_head (dict): :class:`MQFusionHead` config; its ``test_cfg``
             defaults to the model's ``test_cfg`` (task switches).
     """
@@ -305,8 +307,19 @@ class MQFormer(DetectionTransformer):
         enc_class = self.bbox_head.text_logits(output_memory, text_embeds)
         enc_coord_unact = self.bbox_head.reg_branches[
             self.decoder.num_layers](output_memory) + output_proposals
+        if img_shapes is None:
+            img_shapes = self.image_shapes(batch_data_samples, memory.device)
+
+        # each image's share of the padded input (B, 2)
+        valid_share = img_shapes / img_shapes.new_tensor(
+            batch_data_samples[0].batch_input_shape)
+
+        def candidate_masks(b: int, idx: Tensor) -> Tensor:
+            return self.proposal_masks(output_memory[b, idx], mask_features[b],
+                                       valid_share[b])
+
         topk = self.topk_proposals(enc_class, text_mask, output_proposals,
-                                   enc_coord_unact)
+                                   enc_coord_unact, candidate_masks)
 
         def gather(x: Tensor) -> Tensor:
             return torch.gather(x, 1, topk[..., None].expand(-1, -1,
@@ -330,9 +343,6 @@ class MQFormer(DetectionTransformer):
                         self.decoder.norm(topk_content))
                 masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
                                      mask_features)
-                if img_shapes is None:
-                    img_shapes = self.image_shapes(batch_data_samples,
-                                                   masks.device)
                 boxes, found = self.mask_boxes(
                     masks, img_shapes, batch_data_samples[0].batch_input_shape)
                 refs = torch.where(found[..., None],
@@ -341,7 +351,8 @@ class MQFormer(DetectionTransformer):
 
     def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
                        output_proposals: Tensor,
-                       enc_coord_unact: Optional[Tensor] = None) -> Tensor:
+                       enc_coord_unact: Optional[Tensor] = None,
+                       candidate_masks: Optional[Callable] = None) -> Tensor:
         """Indices (B, K) of the K = N_c best proposals. A proposal's score is
         its best real text; proposals on padding or at the border (inf in
         ``output_proposals`` (B, S, 4)) are never chosen. With ``dqs_cfg``
@@ -350,47 +361,130 @@ class MQFormer(DetectionTransformer):
         Args:
             enc_class (Tensor): (B, S, T) logits. text_mask (Tensor): (B, T).
             enc_coord_unact (Tensor, optional): (B, S, 4) regressed proposal
-                boxes, inverse-sigmoid cxcywh; needed with ``dqs_cfg``.
+                boxes, inverse-sigmoid cxcywh; needed with ``dqs_cfg``
+                ``type='nms'``.
+            candidate_masks (callable, optional): ``(b, idx (P, )) -> (P, h,
+                w)`` mask logits of image ``b``'s proposals ``idx``; needed
+                with ``type='mask_nms'``.
         """
         scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
         scores = scores.masked_fill(
             torch.isinf(output_proposals).any(-1), float('-inf'))
         k = min(self.num_conditional, scores.size(1))
-        if self.dqs_cfg is None or enc_coord_unact is None:
+        if self.dqs_cfg is None:
             return scores.topk(k, dim=1)[1]
         with torch.no_grad():
+            if self.dqs_cfg.get('type') == 'mask_nms':
+                if candidate_masks is None:
+                    raise ValueError("dqs_cfg type='mask_nms' needs the "
+                                     'candidate_masks of the proposals')
+                return torch.stack([
+                    self.distinct_topk(
+                        s, k, lambda idx, p, b=b: self.mask_nms(
+                            candidate_masks(b, idx), self.dqs_cfg.get(
+                                'iou_threshold', 0.8)))
+                    for b, s in enumerate(scores)
+                ])
+            if enc_coord_unact is None:
+                raise ValueError("dqs_cfg type='nms' needs the regressed "
+                                 'proposal boxes (enc_coord_unact)')
             boxes = bbox_cxcywh_to_xyxy(enc_coord_unact.sigmoid())
+            nms_cfg = {
+                key: v
+                for key, v in self.dqs_cfg.items()
+                if key not in ('nms_pre_ratio', 'mask_size')
+            }
+
+            def box_nms(idx: Tensor, probs: Tensor, boxes: Tensor) -> Tensor:
+                keep = batched_nms(boxes[idx], probs, torch.zeros_like(idx),
+                                   nms_cfg)[1]
+                return (torch.arange(len(idx), device=idx.device)[:, None]
+                        == keep[None]).any(1)
+
             return torch.stack([
-                self.distinct_topk(s, b, k) for s, b in zip(scores, boxes)
+                self.distinct_topk(
+                    s, k, lambda idx, p, b=b: box_nms(idx, p, b))
+                for s, b in zip(scores, boxes)
             ])
 
-    def distinct_topk(self, scores: Tensor, boxes: Tensor, k: int) -> Tensor:
+    def distinct_topk(self, scores: Tensor, k: int,
+                      suppress: Callable) -> Tensor:
         """DDQ's distinct queries for one image: the K best proposals that
-        survive class-agnostic NMS, then, if fewer than K survive, the best
+        survive the suppression, then, if fewer than K survive, the best
         suppressed ones (the query count stays fixed).
 
         Args:
             scores (Tensor): (S, ) proposal scores, -inf where never chosen.
-            boxes (Tensor): (S, 4) xyxy, normalised.
+            k (int): K.
+            suppress (callable): ``(idx (P, ), probs (P, )) -> keep`` (P, )
+                bool, True for the proposals to keep; ``idx`` comes sorted by
+                score, best first.
 
         Returns:
             Tensor: (K, ) proposal indices, survivors first, by score.
         """
-        nms_cfg = dict(self.dqs_cfg)
-        pre = min(len(scores), nms_cfg.pop('nms_pre_ratio', 4) * k)
+        pre = min(len(scores), self.dqs_cfg.get('nms_pre_ratio', 4) * k)
         cand_scores, cand = scores.topk(pre)
         valid = torch.isfinite(cand_scores)
         cand, cand_scores = cand[valid], cand_scores[valid]
         probs = cand_scores.sigmoid()
-        _, keep = batched_nms(boxes[cand], probs, torch.zeros_like(cand),
-                              nms_cfg)
+        keep = suppress(cand, probs)
         # rank: survivors (2..3), suppressed candidates (0..1), the rest
         # (-2..-1; padding and border -2); no data-dependent branch, so it
         # also exports to ONNX
         rank = scores.sigmoid() - 2
-        rank[cand] = probs
-        rank[cand[keep]] = probs[keep] + 2
+        rank[cand] = torch.where(keep, probs + 2, probs)
         return rank.topk(k)[1]
+
+    def proposal_masks(self, content: Tensor, mask_features: Tensor,
+                       valid_share: Tensor) -> Tensor:
+        """Mask logits of encoder proposals for distinct selection, on mask
+        features resized to at most ``dqs_cfg['mask_size']`` (default 32) a
+        side; -inf outside the image's valid area.
+
+        Args:
+            content (Tensor): (P, C) proposal features (``output_memory``).
+            mask_features (Tensor): (C, h, w) of the padded input.
+            valid_share (Tensor): (2, ) the image's (h, w) over the padded
+                input's.
+
+        Returns:
+            Tensor: (P, h', w') mask logits.
+        """
+        h, w = mask_features.shape[-2:]
+        size = self.dqs_cfg.get('mask_size', 32)
+        if max(h, w) > size:  # (bilinear: adaptive pooling to a size that
+            # does not divide the input does not export to ONNX)
+            mask_features = F.interpolate(
+                mask_features[None], size=(min(h, size), min(w, size)),
+                mode='bilinear', align_corners=False)[0]
+        embed = self.bbox_head.mask_embed(self.decoder.norm(content))
+        masks = torch.einsum('pc,chw->phw', embed, mask_features)
+        ph, pw = masks.shape[-2:]
+        ys = torch.arange(ph, device=masks.device)
+        xs = torch.arange(pw, device=masks.device)
+        valid = (ys[:, None] < torch.ceil(valid_share[0] * ph)) & \
+            (xs[None] < torch.ceil(valid_share[1] * pw))
+        return masks.masked_fill(~valid, float('-inf'))
+
+    @staticmethod
+    def mask_nms(mask_logits: Tensor, iou_threshold: float) -> Tensor:
+        """YOLACT's Fast NMS on masks: keeps each mask that overlaps no
+        better-ranked mask by more than ``iou_threshold`` (mask IoU).
+
+        Args:
+            mask_logits (Tensor): (P, h, w), sorted by score, best first.
+
+        Returns:
+            Tensor: (P, ) bool, True for the kept masks (no data-dependent
+            shape, so it exports).
+        """
+        fg = (mask_logits > 0).flatten(1).float()
+        inter = fg @ fg.T
+        area = fg.sum(1)
+        iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+        worst = iou.triu(1).amax(0)  # vs every better-ranked mask
+        return worst <= iou_threshold
 
     @staticmethod
     def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,
