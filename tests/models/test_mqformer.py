@@ -292,6 +292,7 @@ def test_mask_nms_is_fast_nms():
     chain[2, :, 1:6] = 1
     chain[2, :, 0] = -1
     assert kept(chain, 0.8) == [0]
+    assert kept(torch.zeros(0, 10, 10), 0.8) == []  # no candidates
 
 
 def test_mask_distinct_selection_skips_duplicate_masks():

@@ -60,7 +60,7 @@ class MQFormer(DetectionTransformer):
             proposals fill in when fewer than N_c survive. ``type``:
             ``'mask_nms'``, Fast NMS (YOLACT) over the masks the proposals
             predict (unified query selection's mask head, on mask features
-            pooled to ``mask_size``, default 32), or ``'nms'``, mmcv's NMS
+            resized to at most ``mask_size`` a side, default 32), or ``'nms'``, mmcv's NMS
             over the regressed proposal boxes (DDQ; the remaining keys go to
             ``batched_nms``). Both run on the best ``nms_pre_ratio * N_c``
             proposals (default 4; NMS over every token of a 1024 px image
@@ -483,8 +483,8 @@ class MQFormer(DetectionTransformer):
         inter = fg @ fg.T
         area = fg.sum(1)
         iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
-        worst = iou.triu(1).amax(0)  # vs every better-ranked mask
-        return worst <= iou_threshold
+        # vs every better-ranked mask (any() also takes P = 0)
+        return ~(iou.triu(1) > iou_threshold).any(0)
 
     @staticmethod
     def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,
