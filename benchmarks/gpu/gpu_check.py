@@ -93,16 +93,15 @@ def kernel_check() -> dict:
 
 
 def text_encoder(tokenizer: str) -> dict:
-    return dict(
-        type='HFTextEncoder',
-        model_name_or_path=None,  # merged into the R50 config's CLIP entry
-        model_type='auto',
-        config=dict(type='BertConfig', hidden_size=384, num_hidden_layers=6,
-                    num_attention_heads=12, intermediate_size=1536,
-                    vocab_size=30522),
-        tokenizer_name_or_path=tokenizer,
-        frozen=True,
-        templates='default')
+    """The random MiniLM-shaped text model of the CUDA training config."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(HERE, 'mqformer_tiny_shapes-panoptic_cuda.py'))
+    enc = cfg.model.text_encoder.to_dict()
+    enc.pop('_delete_', None)
+    # merged into the R50 config's pretrained CLIP entry: override it
+    return dict(enc, model_name_or_path=None, model_type='auto',
+                tokenizer_name_or_path=tokenizer, templates='default')
 
 
 def build_model(name: str, tokenizer: str):
