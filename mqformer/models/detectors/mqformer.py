@@ -1,4 +1,5 @@
 """MQFormer: image -> segmentation encoder -> mixed-query decoder -> MQHead."""
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -310,13 +311,13 @@ class MQFormer(DetectionTransformer):
         if img_shapes is None:
             img_shapes = self.image_shapes(batch_data_samples, memory.device)
 
-        # each image's share of the padded input (B, 2)
-        valid_share = img_shapes / img_shapes.new_tensor(
-            batch_data_samples[0].batch_input_shape)
-
         def candidate_masks(b: int, idx: Tensor) -> Tensor:
+            # (only with dqs_cfg type='mask_nms') the image's share of the
+            # padded input
+            share = img_shapes[b] / img_shapes.new_tensor(
+                batch_data_samples[0].batch_input_shape)
             return self.proposal_masks(output_memory[b, idx], mask_features[b],
-                                       valid_share[b])
+                                       share)
 
         topk = self.topk_proposals(enc_class, text_mask, output_proposals,
                                    enc_coord_unact, candidate_masks)
@@ -395,15 +396,14 @@ class MQFormer(DetectionTransformer):
                 if key not in ('nms_pre_ratio', 'mask_size')
             }
 
-            def box_nms(idx: Tensor, probs: Tensor, boxes: Tensor) -> Tensor:
+            def box_nms(boxes: Tensor, idx: Tensor, probs: Tensor) -> Tensor:
                 keep = batched_nms(boxes[idx], probs, torch.zeros_like(idx),
                                    nms_cfg)[1]
                 return (torch.arange(len(idx), device=idx.device)[:, None]
                         == keep[None]).any(1)
 
             return torch.stack([
-                self.distinct_topk(
-                    s, k, lambda idx, p, b=b: box_nms(idx, p, b))
+                self.distinct_topk(s, k, partial(box_nms, b))
                 for s, b in zip(scores, boxes)
             ])
 
