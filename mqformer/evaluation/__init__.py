@@ -1,5 +1,9 @@
 from .metrics import *  # noqa: F401,F403
-from .query_attribution import attribute_segments, summarize
+from .query_attribution import (attribute_segments, explain_misses,
+                                summarize, summarize_misses)
 from .seginw_evaluator import SeginWEvaluator
 
-__all__ = ['SeginWEvaluator', 'attribute_segments', 'summarize']
+__all__ = [
+    'SeginWEvaluator', 'attribute_segments', 'explain_misses', 'summarize',
+    'summarize_misses'
+]

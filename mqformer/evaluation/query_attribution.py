@@ -1,9 +1,13 @@
-"""Which query type made each ground-truth segment (paper section 4.1)."""
+"""Which query type made each ground-truth segment (paper section 4.1), and
+why a segment nobody made was missed."""
 from typing import Dict, List, Sequence
 
 import numpy as np
 
 QUERY_TYPES = ('conditional', 'learnable')
+# why a ground-truth segment is not in the panoptic output, most to least
+# nearly found first
+MISS_REASONS = ('lost in merge', 'wrong text', 'low score', 'no mask')
 
 
 def attribute_segments(gt_masks: np.ndarray, gt_is_thing: Sequence[bool],
@@ -61,5 +65,77 @@ def summarize(records: List[Dict]) -> Dict[str, Dict[str, float]]:
         for t in QUERY_TYPES:
             n = sum(r['query_type'] == t for r in found)
             row[t] = 100.0 * n / len(found) if found else 0.0
+        table[kind] = row
+    return table
+
+
+def explain_misses(records: List[Dict], gt_masks: np.ndarray,
+                   gt_labels: Sequence[int], probs: np.ndarray,
+                   mask_probs: np.ndarray, num_conditional: int,
+                   iou_thr: float = 0.5, score_thr: float = 0.25,
+                   mask_thr: float = 0.5) -> List[Dict]:
+    """Add ``miss`` (one of :data:`MISS_REASONS`) to every record of
+    :func:`attribute_segments` that nothing covers, from the model's raw
+    outputs. Only queries whose binary mask reaches ``iou_thr`` with the
+    segment ("a mask") count; the first reason that fits:
+
+    - ``lost in merge``: such a query's best text is the segment's and scores
+      over ``score_thr`` (the panoptic ``object_mask_thr``), yet the merge
+      gave its pixels to others;
+    - ``wrong text``: one scores the segment's text over ``score_thr``, but
+      another text higher;
+    - ``low score``: they all score the segment's text at most ``score_thr``;
+    - ``no mask``: no query's mask covers the segment.
+
+    ``miss_query`` / ``miss_query_type`` name the query with a mask that
+    scores the segment's text highest (None for ``no mask``), ``miss_score``
+    its score.
+
+    Args:
+        records (list[dict]): :func:`attribute_segments`'s, in ``gt_masks``
+            order; updated in place and returned.
+        gt_masks (np.ndarray): (G, H, W) bool.
+        gt_labels (Sequence[int]): (G, ) text index of each segment.
+        probs (np.ndarray): (N, T) text probabilities of every query.
+        mask_probs (np.ndarray): (N, H, W) mask probabilities at the ground
+            truth's size.
+    """
+    binary = mask_probs >= mask_thr
+    areas = binary.reshape(len(binary), -1).sum(1)
+    for rec, mask, label in zip(records, gt_masks.astype(bool), gt_labels):
+        if rec['query_type'] is not None:
+            continue
+        inter = (binary & mask).reshape(len(binary), -1).sum(1)
+        union = areas + mask.sum() - inter
+        covers = np.flatnonzero(inter >= iou_thr * np.maximum(union, 1))
+        rec.update(miss='no mask', miss_query=None, miss_query_type=None,
+                   miss_score=None)
+        if not len(covers):
+            continue
+        score = probs[covers, label]
+        best_text = probs[covers].argmax(1) == label
+        passes = score > score_thr
+        if (best_text & passes).any():
+            reason, pool = 'lost in merge', covers[best_text & passes]
+        elif passes.any():
+            reason, pool = 'wrong text', covers[passes]
+        else:
+            reason, pool = 'low score', covers
+        q = int(pool[probs[pool, label].argmax()])
+        rec.update(miss=reason, miss_query=q, miss_score=float(probs[q, label]),
+                   miss_query_type=QUERY_TYPES[int(q >= num_conditional)])
+    return records
+
+
+def summarize_misses(records: List[Dict]) -> Dict[str, Dict[str, int]]:
+    """Per ``thing`` / ``stuff``: how many segments were missed for each of
+    :data:`MISS_REASONS`, and ``by learnable`` (of the misses with a mask,
+    those whose best mask is a learnable query's)."""
+    table = {}
+    for kind, flag in (('thing', True), ('stuff', False)):
+        recs = [r for r in records if r['is_thing'] == flag and 'miss' in r]
+        row = {m: sum(r['miss'] == m for r in recs) for m in MISS_REASONS}
+        row['by learnable'] = sum(r['miss_query_type'] == 'learnable'
+                                  for r in recs)
         table[kind] = row
     return table

@@ -113,6 +113,14 @@ def test_runs_are_stored_and_resumed(tmp_path):
     wd = tmp_path / 'work_dirs/query_ablation/ps_ss_vg_ref/mixed/seed0'
     assert (wd / 'attribution/segments.json').is_file()
     assert (wd / 'attribution/counter_cases').is_dir()
+    # every segment nothing covers says why (an untrained model misses some)
+    segments = json.load(open(wd / 'attribution/segments.json'))
+    missed = [s for s in segments if s['query_type'] is None]
+    assert missed and all(s['miss'] in ('lost in merge', 'wrong text',
+                                        'low score', 'no mask')
+                          for s in missed)
+    assert '| missed | lost in merge |' in (
+        wd / 'attribution/misses.md').read_text()
     assert 'mixed model: things by conditional %' in r.stdout
     assert (tmp_path / 'data/shapes_world_heldout/openvocab').is_dir()
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,

@@ -3,6 +3,9 @@
 # each ground-truth segment to the predicted segment covering it (IoU >= 0.5)
 # and prints the thing/stuff x conditional/learnable split; draws the
 # counter-cases (stuff made by conditional queries, things by learnable ones).
+# For the segments nothing covers it prints why (misses.md): no query's mask
+# covers it / the masks that do score its text under the panoptic threshold /
+# their best text is another / lost in the merge, and whose mask it was.
 #
 #   python tools/analysis_tools/query_attribution.py \
 #       configs/mqformer/shapes/mqformer_tiny_shapes_eval-panoptic.py CKPT \
@@ -49,7 +52,8 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
               max_images=None, cfg_name='config'):
     """Attribution records (one per ground-truth segment) of ``checkpoint``
     over ``cfg``'s panoptic test set; counter-case pictures and
-    attribution.md / segments.json in ``out_dir``. Returns (records, table)."""
+    attribution.md / misses.md / segments.json in ``out_dir``. Returns
+    (records, table); ``summarize_misses(records)`` gives the misses table."""
     import mmcv
     import torch
     from mmengine.dataset import pseudo_collate
@@ -58,12 +62,26 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import register_all_modules
     from mqformer.apis import load_fitting_weights
-    from mqformer.evaluation import attribute_segments, summarize
+    from mqformer.evaluation import (attribute_segments, explain_misses,
+                                     summarize, summarize_misses)
     register_all_modules()
 
     cfg.model.test_cfg.update(panoptic_on=True)
     model = MODELS.build(cfg.model).eval()
     load_fitting_weights(model, checkpoint)
+    fusion, raw = model.fusion_head, {}
+
+    def predict_and_keep(cls_score, bbox_pred, mask_pred, img_meta,
+                         rescale=True):
+        """The fusion head's predict, keeping every query's text and mask
+        probabilities for :func:`explain_misses`."""
+        raw['probs'] = cls_score.sigmoid().cpu().numpy()
+        raw['masks'] = fusion.masks_to_image(
+            mask_pred, img_meta, rescale).sigmoid().cpu().numpy()
+        return type(fusion).predict(fusion, cls_score, bbox_pred, mask_pred,
+                                    img_meta, rescale)
+
+    fusion.predict = predict_and_keep
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     pictures = osp.join(out_dir, 'counter_cases')
     os.makedirs(pictures, exist_ok=True)
@@ -87,6 +105,10 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
         thing = [sample.text_is_thing[int(l)] for l in gt.labels]
         recs = attribute_segments(masks, thing, pan, qmap,
                                   model.num_conditional, iou_thr)
+        explain_misses(recs, masks, [int(l) for l in gt.labels],
+                       raw['probs'], raw['masks'], model.num_conditional,
+                       iou_thr, fusion.test_cfg.get('object_mask_thr', 0.25),
+                       fusion.test_cfg.get('mask_thr', 0.5))
         for k, r in enumerate(recs):
             r.update(image=sample.img_path, text=sample.texts[int(
                 gt.labels[k])])
@@ -114,9 +136,19 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
     text = '\n'.join(lines)
     with open(osp.join(out_dir, 'attribution.md'), 'w') as f:
         f.write(text + '\n')
+    misses = summarize_misses(records)
+    reasons = list(next(iter(misses.values())))
+    lines = ['| missed | ' + ' | '.join(reasons) + ' |',
+             '| --- ' * (len(reasons) + 1) + '|']
+    for kind, row in misses.items():
+        lines.append(f'| {kind} | ' + ' | '.join(str(row[r]) for r in reasons)
+                     + ' |')
+    miss_text = '\n'.join(lines)
+    with open(osp.join(out_dir, 'misses.md'), 'w') as f:
+        f.write(miss_text + '\n')
     with open(osp.join(out_dir, 'segments.json'), 'w') as f:
         json.dump(records, f)
-    print(text)
+    print(text + '\n\n' + miss_text)
     print(f'\n{n} images; {drawn} counter-case pictures in {pictures}')
     return records, table
 
