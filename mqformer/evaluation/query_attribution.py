@@ -98,7 +98,8 @@ def explain_misses(records: List[Dict], gt_masks: np.ndarray,
         gt_labels (Sequence[int]): (G, ) text index of each segment.
         probs (np.ndarray): (N, T) text probabilities of every query.
         mask_probs (np.ndarray): (N, H, W) mask probabilities at the ground
-            truth's size.
+            truth's size, or bool masks already thresholded (True >=
+            ``mask_thr``).
     """
     binary = mask_probs >= mask_thr
     areas = binary.reshape(len(binary), -1).sum(1)

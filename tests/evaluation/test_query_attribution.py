@@ -86,6 +86,11 @@ def test_misses_are_explained_from_the_raw_outputs():
                                 qmap, num_conditional=3, iou_thr=0.9)
     explain_misses(strict, gt, [0, 1, 2, 3, 0], probs, masks, 3, iou_thr=0.9)
     assert strict[2]['miss'] == 'no mask'
+    # binary masks (what the tool keeps) explain the same
+    again = attribute_segments(gt, [False, True, True, True, False], pan,
+                               qmap, num_conditional=3)
+    explain_misses(again, gt, [0, 1, 2, 3, 0], probs, masks >= 0.5, 3)
+    assert again == recs
     table = summarize_misses(recs)
     assert table['thing'] == {'lost in merge': 1, 'wrong text': 1,
                               'low score': 0, 'no mask': 1,

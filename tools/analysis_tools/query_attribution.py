@@ -70,14 +70,17 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
     model = MODELS.build(cfg.model).eval()
     load_fitting_weights(model, checkpoint)
     fusion, raw = model.fusion_head, {}
+    score_thr = fusion.test_cfg.get('object_mask_thr', 0.25)
+    mask_thr = fusion.test_cfg.get('mask_thr', 0.5)
 
     def predict_and_keep(cls_score, bbox_pred, mask_pred, img_meta,
                          rescale=True):
-        """The fusion head's predict, keeping every query's text and mask
-        probabilities for :func:`explain_misses`."""
+        """The fusion head's predict, keeping every query's text
+        probabilities and binary mask (bool: a quarter of the float memory)
+        for :func:`explain_misses`."""
         raw['probs'] = cls_score.sigmoid().cpu().numpy()
-        raw['masks'] = fusion.masks_to_image(
-            mask_pred, img_meta, rescale).sigmoid().cpu().numpy()
+        raw['masks'] = (fusion.masks_to_image(mask_pred, img_meta, rescale)
+                        .sigmoid() >= mask_thr).cpu().numpy()
         return type(fusion).predict(fusion, cls_score, bbox_pred, mask_pred,
                                     img_meta, rescale)
 
@@ -107,8 +110,7 @@ def attribute(cfg, checkpoint, out_dir, iou_thr=0.5, max_pictures=8,
                                   model.num_conditional, iou_thr)
         explain_misses(recs, masks, [int(l) for l in gt.labels],
                        raw['probs'], raw['masks'], model.num_conditional,
-                       iou_thr, fusion.test_cfg.get('object_mask_thr', 0.25),
-                       fusion.test_cfg.get('mask_thr', 0.5))
+                       iou_thr, score_thr)
         for k, r in enumerate(recs):
             r.update(image=sample.img_path, text=sample.texts[int(
                 gt.labels[k])])
