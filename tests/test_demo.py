@@ -4,6 +4,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -86,3 +88,33 @@ def test_cfg_options_for_training_only_skip_the_evaluations(monkeypatch):
     assert 'optim_wrapper' not in ev
     assert tr.optim_wrapper.paramwise_cfg.custom_keys.text_encoder.lr_mult \
         == 0.1
+
+
+def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
+                                                        tmp_path):
+    """A checkpoint of another query mode / count is evaluated with its own
+    model config (the task's test settings), and a checkpoint that does not
+    fit the evaluation model raises instead of being scored with random
+    weights (session 8's query-mode rows were)."""
+    import torch
+    from mmengine.config import Config
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tools'))
+    import demo
+    learnable = demo.text_encoder(Config.fromfile(osp.join(
+        REPO, 'configs/mqformer/mqformer_tiny_shapes-panoptic_learnable.py')),
+        'tiny')
+    ev = demo.eval_config('panoptic', learnable.model)
+    assert ev.model.query_mode == 'learnable'
+    assert ev.model.num_learnable_queries == 30
+    assert ev.model.test_cfg.panoptic_on and not ev.model.test_cfg.instance_on
+    assert demo.eval_config('panoptic').model.query_mode == 'mixed'
+
+    ckpt, _ = demo.untrained_checkpoint('tiny', str(tmp_path / 'mixed.pth'))
+    sd = torch.load(ckpt, weights_only=False)
+    sd['state_dict']['learnable_query.weight'] = torch.zeros(30, 64)
+    torch.save(sd, ckpt)
+    cfg = demo.text_encoder(demo.eval_config('panoptic'), 'tiny',
+                            training=False)
+    cfg.work_dir = str(tmp_path / 'eval')
+    with pytest.raises(ValueError, match='learnable_query'):
+        demo.test_strictly(cfg, ckpt)

@@ -7,6 +7,7 @@
 #
 #   python tools/demo.py [--minutes 10] [--baseline] [--work-dir work_dirs/demo]
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -138,24 +139,47 @@ def train(cfg, work_dir, minutes, max_iters):
     return runner, osp.join(work_dir, 'final.pth'), runner.iter, took
 
 
-def evaluate(ckpt, work_dir, kind, pictures=None, tasks=TASKS):
-    """Every task's metrics (or ``tasks``') for one MQ-Former checkpoint."""
+def eval_config(task, model=None):
+    """The evaluation config of ``task`` for a trained ``model`` config: the
+    model's own architecture (query mode and counts, decoder, any
+    ``--cfg-options``) with the task's test settings. ``None``: the default
+    model (configs/mqformer/shapes/)."""
     from mmengine.config import Config
+    cfg = Config.fromfile(EVAL_CFG.format(task))
+    if model is not None:
+        model = copy.deepcopy(model)
+        model.test_cfg = cfg.model.test_cfg
+        cfg.model = model
+    return cfg
+
+
+def test_strictly(cfg, ckpt):
+    """``Runner.test`` on ``ckpt`` with the ``CheckpointFitHook`` of
+    ``tools/test.py``: a checkpoint that does not fit the evaluation model
+    (another query mode, query count or decoder) raises instead of being
+    scored with random weights."""
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io
+    cfg.load_from = ckpt
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='CheckpointFitHook')]
+    with checkpoint_io():
+        return Runner.from_cfg(quiet(cfg)).test()
+
+
+def evaluate(ckpt, work_dir, kind, model=None, pictures=None, tasks=TASKS):
+    """Every task's metrics (or ``tasks``') for one MQ-Former checkpoint
+    trained with the ``model`` config (:func:`eval_config`)."""
     out = {}
     for task in tasks:
-        cfg = text_encoder(Config.fromfile(EVAL_CFG.format(task)), kind,
-                           training=False)
+        cfg = text_encoder(eval_config(task, model), kind, training=False)
         cfg.work_dir = osp.join(work_dir, f'eval_{task}')
-        cfg.load_from = ckpt
         if pictures:
             cfg.default_hooks.visualization.update(
                 draw=True, test_out_dir=osp.abspath(osp.join(pictures, task)))
         cfg.custom_hooks = [dict(type='ProgressHook', name=f'{task}:')]
-        with checkpoint_io():
-            out[task] = Runner.from_cfg(quiet(cfg)).test()
+        out[task] = test_strictly(cfg, ckpt)
     return out
 
 
@@ -179,7 +203,7 @@ def untrained_checkpoint(kind, path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     torch.save(dict(state_dict=model.state_dict(), meta={}), path)
-    return path
+    return path, cfg.model
 
 
 def row(name, metrics, iters=None, seconds=None):
@@ -229,15 +253,15 @@ def main():
                                      args.minutes, args.max_iters)
         put(row(f'{args.name}, trained',
                 evaluate(ckpt, osp.join(args.work_dir, 'mqformer'),
-                         args.text_encoder,
+                         args.text_encoder, cfg.model,
                          pictures=osp.join(args.work_dir, 'pictures')),
                 iters, took))
         if not args.skip_untrained:
-            init = untrained_checkpoint(
+            init, model = untrained_checkpoint(
                 args.text_encoder, osp.join(args.work_dir, 'untrained.pth'))
             put(row('MQ-Former tiny, untrained',
                     evaluate(init, osp.join(args.work_dir, 'untrained'),
-                             args.text_encoder)))
+                             args.text_encoder, model)))
     if args.baseline or args.baseline_only:
         cfg = Config.fromfile(BASELINE_CFG)
         runner, _, iters, took = train(
@@ -252,7 +276,7 @@ def main():
         work = osp.join(args.work_dir, 'mqformer_panoptic')
         _, ckpt, iters, took = train(cfg, work, args.minutes, args.max_iters)
         put(row(f'{args.name}, panoptic data only (as Mask2Former)',
-                evaluate(ckpt, work, args.text_encoder,
+                evaluate(ckpt, work, args.text_encoder, cfg.model,
                          tasks=EQUAL_DATA_TASKS), iters, took))
     text = table(rows)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:

@@ -103,14 +103,10 @@ def on_world(node, world):
 def eval_cfg(task, model, world):
     """The evaluation config of one column for a trained ``model`` config
     (the strategy's own queries; the column's test settings)."""
-    from mmengine.config import Config
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo
-    ecfg = Config.fromfile(demo.EVAL_CFG.format(
-        'instance' if task == 'openvocab' else task))
-    model = copy.deepcopy(model)
-    model.test_cfg = ecfg.model.test_cfg
-    ecfg.model = model
+    ecfg = demo.eval_config('instance' if task == 'openvocab' else task,
+                            model)
     on_world(ecfg, world)
     if task == 'openvocab':  # only the held-out names, as their own dataset
         ann = 'openvocab/annotations/instances_val.json'
@@ -132,9 +128,7 @@ def one_run(args, scale, strategy, seed):
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo  # the budgeted training loop and the evaluation configs
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
-    from mqformer.compat import checkpoint_io
     cfg = on_world(Config.fromfile(STRATEGY_CFG[strategy]), args.world)
     cfg.train_dataloader.dataset.datasets = scale_datasets(cfg, scale)
     # the mixed datasets' metainfo differs (as in the R50 Table 2 mixes)
@@ -149,10 +143,7 @@ def one_run(args, scale, strategy, seed):
     for header, task, key, mult in COLUMNS:
         ecfg = eval_cfg(task, cfg.model, args.world)
         ecfg.work_dir = osp.join(wd, f'eval_{task}')
-        ecfg.load_from = ckpt
-        ecfg.log_level = 'WARNING'
-        with checkpoint_io():
-            m = Runner.from_cfg(ecfg).test()
+        m = demo.test_strictly(ecfg, ckpt)
         metrics[header] = float(m[key]) * mult
     row = dict(iters=iters, seconds=took, minutes=args.minutes, **metrics)
     if strategy == 'mixed':

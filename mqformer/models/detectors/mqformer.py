@@ -535,6 +535,7 @@ class MQFormer(DetectionTransformer):
                         query_split: QuerySplit,
                         dn_mask: Optional[Tensor] = None,
                         memory_mask: Optional[Tensor] = None,
+                        mask_features: Optional[Tensor] = None,
                         **kwargs) -> Dict:
         """Returns ``hidden_states`` (L + 1, B, N, C), the normed queries before
         the first layer and after each layer, and ``references``
@@ -549,7 +550,9 @@ class MQFormer(DetectionTransformer):
             reg_branches=self.bbox_head.reg_branches,
             query_split=query_split,
             self_attn_mask=dn_mask,
-            key_padding_mask=memory_mask)
+            key_padding_mask=memory_mask,
+            mask_features=mask_features,
+            mask_branch=self.bbox_head.mask_embed)
         hidden_states = torch.cat([self.decoder.norm(query)[None], inter_states])
         return dict(hidden_states=hidden_states, references=references)
 
