@@ -68,7 +68,8 @@ def parse_args():
                    'mmdet\'s step schedule placed in wall time); 0: none')
     p.add_argument('--config', default=TRAIN_CFG,
                    help='MQ-Former training config (default: the multitask '
-                   'one); evaluation always uses configs/mqformer/shapes/')
+                   'one); each task is evaluated with this config\'s model '
+                   'and the test settings of configs/mqformer/shapes/')
     p.add_argument('--name', default='MQ-Former tiny (mixed 10+20)',
                    help='row name of the MQ-Former model in the table')
     p.add_argument(
