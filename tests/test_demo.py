@@ -91,13 +91,17 @@ def test_cfg_options_for_training_only_skip_the_evaluations(monkeypatch):
 
 
 def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
-                                                        tmp_path):
+                                                        tmp_path,
+                                                        shapes_root):
     """A checkpoint of another query mode / count is evaluated with its own
     model config (the task's test settings), and a checkpoint that does not
     fit the evaluation model raises instead of being scored with random
     weights (session 8's query-mode rows were)."""
     import torch
     from mmengine.config import Config
+
+    from mmdet.utils import register_all_modules
+    register_all_modules()
     monkeypatch.syspath_prepend(osp.join(REPO, 'tools'))
     import demo
     learnable = demo.text_encoder(Config.fromfile(osp.join(
@@ -109,12 +113,20 @@ def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
     assert ev.model.test_cfg.panoptic_on and not ev.model.test_cfg.instance_on
     assert demo.eval_config('panoptic').model.query_mode == 'mixed'
 
+    def panoptic_cfg(name):
+        cfg = demo.text_encoder(demo.eval_config('panoptic'), 'tiny',
+                                training=False)
+        cfg.test_dataloader.dataset.data_root = shapes_root + '/'
+        cfg.test_evaluator.update(
+            ann_file=f'{shapes_root}/annotations/panoptic_val.json',
+            seg_prefix=f'{shapes_root}/annotations/panoptic_val/')
+        cfg.work_dir = str(tmp_path / name)
+        return cfg
+
     ckpt, _ = demo.untrained_checkpoint('tiny', str(tmp_path / 'mixed.pth'))
+    assert 'coco_panoptic/PQ' in demo.test_strictly(panoptic_cfg('fits'), ckpt)
     sd = torch.load(ckpt, weights_only=False)
     sd['state_dict']['learnable_query.weight'] = torch.zeros(30, 64)
     torch.save(sd, ckpt)
-    cfg = demo.text_encoder(demo.eval_config('panoptic'), 'tiny',
-                            training=False)
-    cfg.work_dir = str(tmp_path / 'eval')
     with pytest.raises(ValueError, match='learnable_query'):
-        demo.test_strictly(cfg, ckpt)
+        demo.test_strictly(panoptic_cfg('does_not_fit'), ckpt)
