@@ -124,9 +124,9 @@ def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
         return cfg
 
     ckpt, _ = demo.untrained_checkpoint('tiny', str(tmp_path / 'mixed.pth'))
-    assert 'coco_panoptic/PQ' in demo.test_strictly(panoptic_cfg('fits'), ckpt)
+    assert 'coco_panoptic/PQ' in demo.score_checkpoint(panoptic_cfg('fits'), ckpt)
     sd = torch.load(ckpt, weights_only=False)
     sd['state_dict']['learnable_query.weight'] = torch.zeros(30, 64)
     torch.save(sd, ckpt)
     with pytest.raises(ValueError, match='learnable_query'):
-        demo.test_strictly(panoptic_cfg('does_not_fit'), ckpt)
+        demo.score_checkpoint(panoptic_cfg('does_not_fit'), ckpt)

@@ -154,7 +154,7 @@ def eval_config(task, model=None):
     return cfg
 
 
-def test_strictly(cfg, ckpt):
+def score_checkpoint(cfg, ckpt):
     """``Runner.test`` on ``ckpt`` with the ``CheckpointFitHook`` of
     ``tools/test.py``: a checkpoint that does not fit the evaluation model
     (another query mode, query count or decoder) raises instead of being
@@ -180,7 +180,7 @@ def evaluate(ckpt, work_dir, kind, model=None, pictures=None, tasks=TASKS):
             cfg.default_hooks.visualization.update(
                 draw=True, test_out_dir=osp.abspath(osp.join(pictures, task)))
         cfg.custom_hooks = [dict(type='ProgressHook', name=f'{task}:')]
-        out[task] = test_strictly(cfg, ckpt)
+        out[task] = score_checkpoint(cfg, ckpt)
     return out
 
 

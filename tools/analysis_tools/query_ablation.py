@@ -143,7 +143,7 @@ def one_run(args, scale, strategy, seed):
     for header, task, key, mult in COLUMNS:
         ecfg = eval_cfg(task, cfg.model, args.world)
         ecfg.work_dir = osp.join(wd, f'eval_{task}')
-        m = demo.test_strictly(ecfg, ckpt)
+        m = demo.score_checkpoint(ecfg, ckpt)
         metrics[header] = float(m[key]) * mult
     row = dict(iters=iters, seconds=took, minutes=args.minutes, **metrics)
     if strategy == 'mixed':
