@@ -61,6 +61,7 @@ def make_batch(world: ShapesWorld,
         sample = DetDataSample(metainfo=dict(
             img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
             batch_input_shape=(h, w), scale_factor=(1.0, 1.0), texts=texts,
+            text_is_thing=[t in world.thing_classes for t in texts],
             text_type='class', task='panoptic', with_mask=with_mask,
             img_path=f'shapes_{i}.jpg'))
         sample.gt_instances = gt

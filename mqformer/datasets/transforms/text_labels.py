@@ -21,7 +21,8 @@ class ClassNamesToTexts(BaseTransform):
     ``texts``: the present class names plus up to ``num_negatives`` absent ones,
     shuffled, each once; ``gt_bboxes_labels`` then index into ``texts``.
     ``text_is_thing`` keeps the dataset's thing/stuff flag of each text (from
-    ``stuff_text``) for panoptic evaluation; training never reads it.
+    ``stuff_text``): panoptic evaluation reads it, and training does with
+    ``MQHead(decouple_stuff_boxes=True)`` (no box loss for stuff).
 
     Args:
         num_negatives (int): absent class names added; -1 adds all of them.
@@ -59,7 +60,7 @@ class ClassNamesToTexts(BaseTransform):
             ids = sorted(ids)
         to_text = {c: i for i, c in enumerate(ids)}
         results['texts'] = [names[c] for c in ids]
-        # thing/stuff metadata, for panoptic evaluation only
+        # thing/stuff flags: panoptic evaluation, stuff without box loss
         stuff = set(results.get('stuff_text', ()))
         results['text_is_thing'] = [names[c] not in stuff for c in ids]
         results['gt_bboxes_labels'] = np.array(

@@ -19,6 +19,7 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
 from ..layers import QuerySplit
+from ..task_modules import thing_box_costs
 
 MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost',
               'BinaryCrossEntropyLossCost')
@@ -74,6 +75,12 @@ class MQHead(BaseModule):
             ``t`` times a learnable scale initialised to it (CLIP, X-Decoder:
             ``1 / 0.07``), so that close texts are told apart from the first
             iteration instead of after the projections have grown.
+        decouple_stuff_boxes (bool): Mask DINO's decoupled box prediction:
+            ground truth whose text is stuff (the sample's ``text_is_thing``)
+            gets no box loss and no box matching cost (the assigner's box
+            costs are wrapped in :class:`ThingBoxCost`); class and mask
+            decide which query makes it. Defaults to False (every ground
+            truth has a box).
         train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config).
         test_cfg (dict): unused here (see :class:`MQFusionHead`).
     """
@@ -87,6 +94,7 @@ class MQHead(BaseModule):
                  num_dn_mask_groups: Optional[int] = None,
                  logit_scale: Optional[float] = None,
                  proposal_branch: bool = True,
+                 decouple_stuff_boxes: bool = False,
                  loss_cls: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -120,11 +128,15 @@ class MQHead(BaseModule):
         self.num_dn_mask_groups = num_dn_mask_groups
         self.logit_scale_init = logit_scale
         self.proposal_branch = proposal_branch
+        self.decouple_stuff_boxes = decouple_stuff_boxes
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
-            self.assigner = TASK_UTILS.build(self.train_cfg['assigner'])
-            box_cfg = copy.deepcopy(self.train_cfg['assigner'])
+            cfg = copy.deepcopy(self.train_cfg['assigner'])
+            if decouple_stuff_boxes:
+                cfg['match_costs'] = thing_box_costs(cfg['match_costs'])
+            self.assigner = TASK_UTILS.build(cfg)
+            box_cfg = copy.deepcopy(cfg)
             box_cfg['match_costs'] = [
                 c for c in box_cfg['match_costs'] if c['type'] not in MASK_COSTS
             ]
@@ -192,9 +204,11 @@ class MQHead(BaseModule):
     def preprocess_gt(self, batch_data_samples: SampleList
                       ) -> Tuple[List[InstanceData], List[dict]]:
         """Ground truth per image: ``labels`` (indices into the image's texts),
-        ``bboxes`` (xyxy pixels, derived from masks where missing) and
+        ``bboxes`` (xyxy pixels, derived from masks where missing),
         ``masks`` (bool tensor at the padded input size; absent for
-        detection-only images)."""
+        detection-only images) and, with ``decouple_stuff_boxes``,
+        ``is_thing`` (M, ) bool from the sample's ``text_is_thing`` (all True
+        where the sample has none)."""
         gts, metas = [], []
         for sample in batch_data_samples:
             gt = sample.gt_instances
@@ -224,9 +238,24 @@ class MQHead(BaseModule):
             gt_inst = InstanceData(labels=labels, bboxes=bboxes.float())
             if masks is not None:
                 gt_inst.masks = masks
+            if self.decouple_stuff_boxes:
+                gt_inst.is_thing = self.gt_is_thing(labels, meta)
             gts.append(gt_inst)
             metas.append(meta)
         return gts, metas
+
+    @staticmethod
+    def gt_is_thing(labels: Tensor, meta: dict) -> Tensor:
+        """(M, ) bool: the thing/stuff flag of each ground truth's text."""
+        flags = meta.get('text_is_thing', None)
+        if flags is None:
+            return torch.ones_like(labels, dtype=torch.bool)
+        if len(labels) and int(labels.max()) >= len(flags):
+            raise ValueError(
+                f'{meta.get("img_path", "sample")}: text_is_thing has '
+                f'{len(flags)} flags, a label is {int(labels.max())}')
+        return torch.as_tensor(list(flags), dtype=torch.bool,
+                               device=labels.device)[labels]
 
     def get_targets(self, pred_sets: List[PredSet], gts: List[InstanceData],
                     metas: List[dict], mask_features: Optional[Tensor]
@@ -301,6 +330,8 @@ class MQHead(BaseModule):
         factor = bbox_preds[0].new_tensor([img_w, img_h, img_w, img_h])
         gt = InstanceData(labels=gt_instances.labels,
                           bboxes=gt_instances.bboxes)
+        if 'is_thing' in gt_instances:
+            gt.is_thing = gt_instances.is_thing
         gt_masked = gt.clone()
         feat = None
         if gt_masks is not None and any(e is not None for e in mask_embeds):
@@ -469,7 +500,10 @@ class MQHead(BaseModule):
                      pos_gt_inds: List[Tensor]) -> Dict[str, Tensor]:
         """Focal loss over the image's texts, L1 (normalised cxcywh) and GIoU
         (pixels) on the matched boxes of one prediction set, ``cls_scores``
-        (B, N, T) and ``bbox_preds`` (B, N, 4)."""
+        (B, N, T) and ``bbox_preds`` (B, N, 4). Ground truth with
+        ``is_thing == False`` (stuff, ``decouple_stuff_boxes``) has no box
+        loss; the box losses keep the class loss's average factor (Mask
+        DINO)."""
         B, N, T = cls_scores.shape
         cls_targets = cls_scores.new_zeros(B, N, T)
         for b in range(B):
@@ -487,9 +521,13 @@ class MQHead(BaseModule):
         for b in range(B):
             img_h, img_w = metas[b]['img_shape'][:2]
             f = bbox_preds.new_tensor([img_w, img_h, img_w, img_h])
-            pos_boxes.append(bbox_preds[b, pos_inds[b]])
-            tgt_boxes.append(gts[b].bboxes[pos_gt_inds[b]] / f)
-            factors.append(f.expand(len(pos_inds[b]), 4))
+            pos, pos_gt = pos_inds[b], pos_gt_inds[b]
+            if 'is_thing' in gts[b]:
+                with_box = gts[b].is_thing[pos_gt]
+                pos, pos_gt = pos[with_box], pos_gt[with_box]
+            pos_boxes.append(bbox_preds[b, pos])
+            tgt_boxes.append(gts[b].bboxes[pos_gt] / f)
+            factors.append(f.expand(len(pos), 4))
         pos_boxes = torch.cat(pos_boxes)
         tgt_boxes = torch.cat(tgt_boxes)
         factors = torch.cat(factors)
