@@ -115,7 +115,6 @@ def test_stuff_has_no_box_loss(decouple):
     for k in ('loss_bbox', 'loss_iou'):
         assert torch.allclose(base[k], new_stuff[k]) == decouple, k
         assert not torch.allclose(base[k], new_thing[k]), k
-    assert torch.equal(base['loss_cls'], new_stuff['loss_cls'])
 
 
 def test_decoupled_model_trains_on_a_panoptic_batch():

@@ -47,7 +47,6 @@ class ThingBoxCost(BaseMatchCost):
         is_thing = gt_instances.get('is_thing', None)
         if is_thing is None or bool(is_thing.all()):
             return cost * self.weight
-        cost = cost.clone()
         cost[:, ~is_thing] = cost[:, is_thing].mean() if is_thing.any() else 0
         return cost * self.weight
 
