@@ -50,7 +50,7 @@ def parse_args():
     p.add_argument('--max-iters', type=int, default=100000,
                    help='iteration cap (the time budget usually ends first)')
     p.add_argument('--train-images', type=int, default=200)
-    p.add_argument('--val-images', type=int, default=40)
+    p.add_argument('--val-images', type=int, default=200)
     p.add_argument('--text-encoder', choices=['minilm', 'tiny'],
                    default='minilm',
                    help='minilm: pretrained all-MiniLM-L6-v2 from PyPI '

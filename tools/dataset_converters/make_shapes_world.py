@@ -15,21 +15,29 @@
 # the never-seen-names column of the query ablation (a SeginW analogue).
 #
 #   python tools/dataset_converters/make_shapes_world.py data/shapes_world \
-#       --train 200 --val 40 [--hold-out 'purple triangle' 'orange circle']
+#       --train 200 --val 200 [--hold-out 'purple triangle' 'orange circle']
+# <out>/world.json records the settings; a world made with other settings is
+# made again (its folders above are removed first), an identical one is kept.
 import argparse
+import json
+import os
 import os.path as osp
+import shutil
 
 from mqformer.testing import (ShapesWorld, write_ade_semantic,
                               write_coco_instances, write_coco_panoptic,
                               write_foreground, write_odvg, write_refcoco)
 from mqformer.testing.shapes_world import COLORS, SHAPES
 
+OWN_FOLDERS = ('train', 'val', 'annotations', 'ade', 'fg', 'refcoco', 'vg',
+               'openvocab')
+
 
 def parse_args():
     p = argparse.ArgumentParser(description='Generate the shapes world')
     p.add_argument('out', help='output root, e.g. data/shapes_world')
     p.add_argument('--train', type=int, default=200, help='training images')
-    p.add_argument('--val', type=int, default=40, help='validation images')
+    p.add_argument('--val', type=int, default=200, help='validation images')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--gray-prob', type=float, default=0.1)
     p.add_argument('--max-objects', type=int, default=5)
@@ -63,10 +71,22 @@ def open_vocab_pool(held_out):
 def main():
     args = parse_args()
     every, seen, pool = open_vocab_pool(args.hold_out)
-    done = osp.join(args.out, 'openvocab' if args.hold_out else 'vg')
-    if osp.isdir(done) and not args.force:
+    # what the world was made with: a world made with other counts, seed or
+    # hold-out is made again (`demo.py --val-images 200` on a 40-image world)
+    settings = {k: v for k, v in sorted(vars(args).items())
+                if k not in ('out', 'force')}
+    stamp = osp.join(args.out, 'world.json')
+    made = json.load(open(stamp)) if osp.isfile(stamp) else None
+    if made == settings and not args.force:
         print(f'{args.out} exists (use --force to regenerate)')
         return
+    if made is not None or osp.isdir(osp.join(args.out, 'annotations')):
+        why = '--force' if made == settings else f'it was made with {made}'
+        print(f'{args.out}: making it again ({why})')
+    for sub in OWN_FOLDERS:  # no stale images from a larger world
+        shutil.rmtree(osp.join(args.out, sub), ignore_errors=True)
+    if osp.isfile(stamp):
+        os.remove(stamp)
 
     def world(seed, things=seen if args.hold_out else None):
         return ShapesWorld(seed=seed, gray_prob=args.gray_prob,
@@ -86,10 +106,12 @@ def main():
                   splits=['train'] * max(1, args.train // max(args.val, 1)) +
                   ['val'])
     write_odvg(osp.join(args.out, 'vg'), world(args.seed + 300), args.train)
-    if args.hold_out:  # last: its folder marks a finished world
+    if args.hold_out:
         write_coco_instances(osp.join(args.out, 'openvocab'),
                              world(args.seed + 400, things=pool), args.val,
                              'val', keep=args.hold_out)
+    with open(stamp, 'w') as f:  # last: marks a finished world
+        json.dump(settings, f)
     print(f'wrote {args.train} train and {args.val} val images per task to '
           f'{args.out}' + (f'; held out {args.hold_out}' if args.hold_out
                            else ''))
