@@ -41,11 +41,32 @@ def test_same_settings_kept_other_settings_made_again(tmp_path):
     assert json.load(open(root / 'world.json'))['val'] == 2
 
 
-def test_world_without_settings_is_made_again(tmp_path):
-    """A world from before the settings file (or a half-written one: the
-    file is written last) is not trusted."""
+def test_unfinished_or_older_world_is_made_again(tmp_path):
+    """A run killed halfway leaves world.json with finished=False; a world
+    from before world.json (its last folder, vg/, written) is still ours."""
     root = tmp_path / 'world'
     make(root, '--train', '2', '--val', '2')
-    os.remove(root / 'world.json')
+    settings = json.load(open(root / 'world.json'))
+    json.dump(dict(settings, finished=False), open(root / 'world.json', 'w'))
     assert 'making it again' in make(root, '--train', '2', '--val', '2')
-    assert (root / 'world.json').is_file() and counts(root) == (2, 2, 2)
+    assert json.load(open(root / 'world.json')) == settings
+
+    os.remove(root / 'world.json')
+    (root / 'val' / 'stale.jpg').write_bytes(b'')
+    assert 'making it again' in make(root, '--train', '2', '--val', '2')
+    assert not (root / 'val' / 'stale.jpg').exists()
+    assert counts(root) == (2, 2, 2)
+
+
+def test_folders_of_something_else_are_never_removed(tmp_path):
+    root = tmp_path / 'data'
+    (root / 'train').mkdir(parents=True)
+    (root / 'train' / 'mine.jpg').write_bytes(b'x')
+    r = subprocess.run([sys.executable, TOOL, str(root), '--train', '2',
+                        '--val', '2'], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert 'no world.json' in r.stderr and "'train'" in r.stderr
+    assert (root / 'train' / 'mine.jpg').read_bytes() == b'x'
+    make(root, '--train', '2', '--val', '2', '--force')  # writes alongside
+    assert (root / 'train' / 'mine.jpg').read_bytes() == b'x'
+    assert counts(root) == (2, 2, 2)

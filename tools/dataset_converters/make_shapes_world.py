@@ -16,8 +16,9 @@
 #
 #   python tools/dataset_converters/make_shapes_world.py data/shapes_world \
 #       --train 200 --val 200 [--hold-out 'purple triangle' 'orange circle']
-# <out>/world.json records the settings; a world made with other settings is
-# made again (its folders above are removed first), an identical one is kept.
+# <out>/world.json records the settings; a world made with other settings (or
+# not finished) is made again, its folders above removed first; an identical
+# one is kept. Folders of a world without world.json are never removed.
 import argparse
 import json
 import os
@@ -80,13 +81,23 @@ def main():
     if made == settings and not args.force:
         print(f'{args.out} exists (use --force to regenerate)')
         return
-    if made is not None or osp.isdir(osp.join(args.out, 'annotations')):
+    # ours: a world.json (finished or not) or a world from before it
+    ours = made is not None or osp.isfile(
+        osp.join(args.out, 'vg', 'vg_odvg.jsonl'))
+    present = [d for d in OWN_FOLDERS if osp.exists(osp.join(args.out, d))]
+    if present and not ours and not args.force:
+        raise SystemExit(
+            f'{args.out} has {present} but no world.json: not a world this '
+            'tool finished; pick another folder, or --force to write into it '
+            '(the folder then counts as a world of this tool)')
+    if present and ours:  # no stale images from a larger world
         why = '--force' if made == settings else f'it was made with {made}'
         print(f'{args.out}: making it again ({why})')
-    for sub in OWN_FOLDERS:  # no stale images from a larger world
-        shutil.rmtree(osp.join(args.out, sub), ignore_errors=True)
-    if osp.isfile(stamp):
-        os.remove(stamp)
+        for d in present:
+            shutil.rmtree(osp.join(args.out, d))
+    os.makedirs(args.out, exist_ok=True)
+    with open(stamp, 'w') as f:  # a killed run leaves an unfinished world
+        json.dump(dict(settings, finished=False), f)
 
     def world(seed, things=seen if args.hold_out else None):
         return ShapesWorld(seed=seed, gray_prob=args.gray_prob,
