@@ -30,15 +30,15 @@ MQ_CFG = f'{REPO}/configs/mqformer/mqformer_r50_8xb2-50e_coco-instance.py'
 M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
 MQ_ALL_DN = 'MQ-Former R50 mixed (masks of every DN group)'
-M2F_CPU_ATTN = 'Mask2Former R50 with our CPU deformable attention'
+M2F_CPU_ATTN = 'Mask2Former R50 with our CPU attention paths'
 M2F_CFG = mmdet_config(
     'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 MODELS = {
     M2F: (M2F_CFG, {}),
-    # the peer given the CPU deformable-attention path MQ-Former uses
-    # (mqformer.models.layers.use_cpu_deformable_attention): what of our
-    # speed-up any mmdet model could have too
-    M2F_CPU_ATTN: (M2F_CFG, {'_cpu_deformable_attention': True}),
+    # the peer given the attention paths MQ-Former uses
+    # (mqformer.models.layers.use_cpu_deformable_attention and
+    # use_sdpa_attention): what of our speed-up any mmdet model could have
+    M2F_CPU_ATTN: (M2F_CFG, {'_cpu_attention': True}),
     'DINO R50 4-scale': (mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py'),
                          {}),
     MQ: (MQ_CFG, dict(query_mode='mixed')),
@@ -66,15 +66,17 @@ def build_case(case: dict, training: bool):
     returns the model and a preprocessed batch (1 image, 2 in training)."""
     cfg, over = MODELS[case['model']]
     over = dict(over)
-    cpu_attn = over.pop('_cpu_deformable_attention', False)
+    cpu_attn = over.pop('_cpu_attention', False)
     if 'MQ-Former' in case['model']:
         over['text_encoder'] = MINILM
         if case.get('num_conditional'):
             over['num_conditional_queries'] = case['num_conditional']
     model = build(cfg, **over)
     if cpu_attn:
-        from mqformer.models.layers import use_cpu_deformable_attention
+        from mqformer.models.layers import (use_cpu_deformable_attention,
+                                            use_sdpa_attention)
         use_cpu_deformable_attention(model)
+        use_sdpa_attention(model)
     texts = lvis_classes() if case.get('vocab') == 1203 else coco_classes()
     if training:
         model.train()

@@ -121,3 +121,72 @@ def test_cpu_deformable_attention_equals_mmcv_and_converts_any_model():
     kinds = {type(m) for m in model.modules()}
     assert CPUMultiScaleDeformableAttention in kinds
     assert MultiScaleDeformableAttention not in kinds
+
+
+@pytest.mark.parametrize('batch_first', [True, False])
+def test_sdpa_attention_equals_mmcv_and_keeps_no_softmax(batch_first):
+    """mmcv's MultiheadAttention with our inner module gives its outputs and
+    gradients (a denoising-style attention mask, padded keys), keeps no
+    (heads, Q, K) softmax for the backward pass, and converts Mask2Former's
+    decoder and MQ-Former's decoder in place without changing weights."""
+    import copy
+
+    from mmcv.cnn.bricks.transformer import MultiheadAttention
+    from mqformer.models.layers import (SDPAMultiheadAttention,
+                                        use_sdpa_attention)
+    torch.manual_seed(0)
+    B, Q, K, C, H = 2, 12, 9, 16, 4
+    ref = MultiheadAttention(C, H, batch_first=batch_first)
+    ours = torch.nn.Sequential(copy.deepcopy(ref))
+    assert use_sdpa_attention(ours) == 1
+    assert type(ours[0].attn) is SDPAMultiheadAttention
+    assert use_sdpa_attention(ours) == 0
+    assert list(ours.state_dict()) == ['0.' + k for k in ref.state_dict()]
+
+    def inputs():
+        q = torch.randn(B, Q, C) if batch_first else torch.randn(Q, B, C)
+        kv = torch.randn(B, K, C) if batch_first else torch.randn(K, B, C)
+        return q.requires_grad_(), kv.requires_grad_()
+    q, kv = inputs()
+    attn_mask = torch.rand(Q, K) > 0.6
+    attn_mask[:, 0] = False  # every query sees one key
+    pad = torch.zeros(B, K, dtype=torch.bool)
+    pad[1, -3:] = True
+    outs, grads, saved = [], [], []
+    for m in (ref, ours[0]):
+        sizes = []
+
+        def pack(t, sizes=sizes):
+            sizes.append(tuple(t.shape))
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = m(q, kv, kv, attn_mask=attn_mask, key_padding_mask=pad)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * out).sum(),
+                                         [q, kv, *m.parameters()]))
+        saved.append(sizes)
+    torch.testing.assert_close(outs[1], outs[0])
+    for g_ours, g_ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g_ours, g_ref)
+    softmax = (B * H, Q, K)
+    assert softmax in saved[0]
+    assert softmax not in saved[1]
+
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    m2f_cfg = Config.fromfile(f'{REPO}/configs/baselines/'
+                              'mask2former_r18_shapes-panoptic.py')
+    from mmdet.models.layers import Mask2FormerTransformerDecoder
+    decoder = Mask2FormerTransformerDecoder(
+        **m2f_cfg.model.panoptic_head.transformer_decoder)
+    keys = list(decoder.state_dict())
+    # self- and cross-attention in every layer
+    assert use_sdpa_attention(decoder) == 2 * decoder.num_layers
+    assert list(decoder.state_dict()) == keys
+
+    model = MODELS.build(tiny_cfg().model)
+    inner = [m.attn for m in model.modules()
+             if isinstance(m, MultiheadAttention)]
+    assert inner and all(type(a) is SDPAMultiheadAttention for a in inner)

@@ -16,7 +16,7 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import ConfigType, OptConfigType
 from ...engine.non_finite_guard import NONFINITE_TERMS
 from ..layers import (QuerySplit, check_query_mode,
-                      use_cpu_deformable_attention)
+                      use_cpu_deformable_attention, use_sdpa_attention)
 from ..text_encoders import CLASS_TEXT
 
 
@@ -114,6 +114,8 @@ class MQFormer(DetectionTransformer):
         # same outputs, ~1/3 less deformable-attention time off CUDA
         use_cpu_deformable_attention(self.encoder)
         use_cpu_deformable_attention(self.decoder)
+        # same outputs; no (heads, Q, K) softmax kept for the backward
+        use_sdpa_attention(self.decoder)
         self.text_encoder = MODELS.build(self.text_encoder_cfg)
         self.fusion_head_cfg.setdefault('test_cfg', self.test_cfg)
         self.fusion_head = MODELS.build(self.fusion_head_cfg)

@@ -4,9 +4,12 @@ from .deformable_attention import (CPUMultiScaleDeformableAttention,
 from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
                                   MixedQueryDecoderLayer, check_query_mode)
 from .query_split import QuerySplit
+from .sdpa_attention import SDPAMultiheadAttention, use_sdpa_attention
 from .seg_encoder import MQSegEncoder
 
 __all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder',
            'MixedQueryDecoder', 'MixedQueryDecoderLayer',
-           'QUERY_MODES', 'QuerySplit', 'check_query_mode',
-           'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention']
+           'QUERY_MODES', 'QuerySplit', 'SDPAMultiheadAttention',
+           'check_query_mode',
+           'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention',
+           'use_sdpa_attention']
