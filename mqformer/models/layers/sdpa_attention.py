@@ -13,8 +13,9 @@ class SDPAMultiheadAttention(nn.MultiheadAttention):
     path, which stores every (heads, Q, K) softmax for the backward pass;
     without them PyTorch runs ``scaled_dot_product_attention`` (a fused
     kernel on the CPU and CUDA), same outputs up to float rounding. For
-    MQ-Former's R50 decoder self-attention (600 queries with denoising,
-    9 layers, batch 2) that is about 0.5 GB less peak memory a step.
+    MQ-Former's R50 decoder (600 queries with denoising, 9 layers, batch 2
+    at 384 px) that is 0.24-0.37 GB less peak RSS a training step
+    (benchmarks/README.md).
     """
 
     def forward(self, *args, need_weights: bool = False,
