@@ -10,8 +10,10 @@ model (a process's peak RSS is only its own there).
     python benchmarks/speed_memory.py [--runs 5] [--threads 2]
         [--train-size 384] [--quick]
 
-Prints markdown tables (latency, peak RSS and ratios to Mask2Former; training
-step; text cost; scaling) to paste into benchmarks/README.md.
+Prints markdown tables (latency, peak RSS and ratios to the same-kernel
+Mask2Former - mmdet's Mask2Former given MQ-Former's attention paths by the
+``FastAttention`` config key - with stock Mask2Former as a second row;
+training step; text cost; scaling) to paste into benchmarks/README.md.
 """
 import argparse
 import json
@@ -31,14 +33,16 @@ M2F, MQ = 'Mask2Former R50', 'MQ-Former R50 mixed 100+300'
 MQ_COND = 'MQ-Former R50 conditional 300'
 MQ_ALL_DN = 'MQ-Former R50 mixed (masks of every DN group)'
 M2F_CPU_ATTN = 'Mask2Former R50 with our CPU attention paths'
+REF = M2F_CPU_ATTN  # every ratio is against the same-kernel peer
 M2F_CFG = mmdet_config(
     'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 MODELS = {
     M2F: (M2F_CFG, {}),
-    # the peer given the attention paths MQ-Former uses
-    # (mqformer.models.layers.use_cpu_deformable_attention and
-    # use_sdpa_attention): what of our speed-up any mmdet model could have
-    M2F_CPU_ATTN: (M2F_CFG, {'_cpu_attention': True}),
+    # the reference: the peer given the attention paths MQ-Former uses, by
+    # config (type='FastAttention': use_cpu_deformable_attention and
+    # use_sdpa_attention at build), as any mmdet model can have them
+    M2F_CPU_ATTN: (M2F_CFG, {'type': 'FastAttention',
+                             'model_type': 'Mask2Former'}),
     'DINO R50 4-scale': (mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py'),
                          {}),
     MQ: (MQ_CFG, dict(query_mode='mixed')),
@@ -50,7 +54,8 @@ MODELS = {
 }
 
 # same at test / a training-only comparison
-INFER_MODELS = tuple(m for m in MODELS if m not in (MQ_ALL_DN, M2F_CPU_ATTN))
+INFER_MODELS = (REF, ) + tuple(m for m in MODELS
+                               if m not in (MQ_ALL_DN, REF))
 
 
 SECTIONS = ('infer512', 'infer800', 'text', 'train', 'scaling')
@@ -66,17 +71,11 @@ def build_case(case: dict, training: bool):
     returns the model and a preprocessed batch (1 image, 2 in training)."""
     cfg, over = MODELS[case['model']]
     over = dict(over)
-    cpu_attn = over.pop('_cpu_attention', False)
     if 'MQ-Former' in case['model']:
         over['text_encoder'] = MINILM
         if case.get('num_conditional'):
             over['num_conditional_queries'] = case['num_conditional']
     model = build(cfg, **over)
-    if cpu_attn:
-        from mqformer.models.layers import (use_cpu_deformable_attention,
-                                            use_sdpa_attention)
-        use_cpu_deformable_attention(model)
-        use_sdpa_attention(model)
     texts = lvis_classes() if case.get('vocab') == 1203 else coco_classes()
     if training:
         model.train()
@@ -214,19 +213,20 @@ def compare(what, h, w, runs, threads, models=tuple(MODELS)):
 
 
 def print_table(res, spread=None):
-    ref_t, ref_n, ref_m = res[M2F]
+    ref_t, ref_n, ref_m = res[REF]
     net = ref_n is not None
-    head = '| model | time (s) | vs Mask2Former |'
+    vs = 'vs same-kernel Mask2Former'
+    head = f'| model | time (s) | {vs} |'
     if spread:
         head += ' min-max (s) | ratio range |'
     if net:
-        head += ' network only (s) | vs Mask2Former |'
-    print(head + ' peak RSS (MB) | vs Mask2Former |\n' +
+        head += f' network only (s) | {vs} |'
+    print(head + f' peak RSS (MB) | {vs} |\n' +
           '| --- ' * (head.count('|') + 1) + '|')
     for m, (t, n, mem) in res.items():
         row = f'| {m} | {t:.2f} | {t / ref_t:.2f}x |'
         if spread:
-            (lo, hi), (rlo, rhi) = spread[m], spread[M2F]
+            (lo, hi), (rlo, rhi) = spread[m], spread[REF]
             # the extremes of this model against the peer's opposite ones
             row += f' {lo:.2f}-{hi:.2f} | {lo / rhi:.2f}-{hi / rlo:.2f}x |'
         if net:
@@ -265,7 +265,8 @@ def main():
                    help=f'comma-separated subset of {SECTIONS}')
     p.add_argument('--models', default='',
                    help='training table: comma-separated subset of '
-                   f'{list(MODELS)} (Mask2Former is always measured)')
+                   f'{list(MODELS)} (both Mask2Former rows are always '
+                   'measured)')
     p.add_argument('--quick', action='store_true',
                    help='512 px inference and the text cost only')
     args = p.parse_args()
@@ -290,8 +291,7 @@ def main():
         print(f'\n### training step, batch 2, {S}x{S} (forward, backward, '
               'AdamW)\n')
         models = args.models.split(',') if args.models else tuple(MODELS)
-        if M2F not in models:
-            models = [M2F, *models]
+        models = [REF, M2F] + [m for m in models if m not in (REF, M2F)]
         print_table(*compare('train', S, S, R, T, models))
     if 'scaling' in sections:
         scaling(R, T)

@@ -13,7 +13,7 @@ def test_short_demo_end_to_end(tmp_path):
     out = subprocess.run(
         [sys.executable, f'{REPO}/tools/demo.py', '--work-dir', 'demo',
          '--minutes', '5', '--max-iters', '3', '--train-images', '8',
-         '--val-images', '3', '--baseline'],
+         '--val-images', '3', '--calib-images', '2', '--baseline'],
         cwd=tmp_path, capture_output=True, text=True,
         env={'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
     assert out.returncode == 0, out.stderr[-3000:]
@@ -22,6 +22,15 @@ def test_short_demo_end_to_end(tmp_path):
     assert any('MQ-Former' in n and 'trained' in n for n in names)
     assert any('untrained' in n for n in names)
     assert any('Mask2Former' in n for n in names)
+    # every trained row's panoptic thresholds were chosen on calibration
+    # images (the grid's values), none for the untrained row
+    for r in rows:
+        thr = r['thresholds']
+        if 'untrained' in r['model']:
+            assert thr is None
+        else:
+            assert 0 < thr['object_mask_thr'] < 1 and 0 < thr['iou_thr'] <= 1
+    assert '| panoptic thr |' in out.stdout
     # the equal-data row: MQ-Former on Mask2Former's panoptic data only
     eq = [r for r in rows if 'panoptic data only' in r['model']]
     assert len(eq) == 1 and eq[0]['iters'] == 3

@@ -2,8 +2,11 @@
 # dataset formats, train a tiny mixed-query MQ-Former on panoptic + referring +
 # foreground data at once through the normal mmengine runner on the CPU,
 # evaluate every task on held-out images (trained and untrained), draw the
-# predictions, and (--baseline) train mmdet's own Mask2Former on the same
-# panoptic data for the same wall time as the reference.
+# predictions, and (--baseline) train mmdet's own Mask2Former, built at our
+# size with our attention paths and recipe, on the same panoptic data for the
+# same wall time as the reference. Every trained model's panoptic thresholds
+# are chosen on the world's calibration images, never on the test images.
+# Several seeds with ranges: tools/analysis_tools/fair_comparison.py.
 #
 #   python tools/demo.py [--minutes 10] [--baseline] [--work-dir work_dirs/demo]
 import argparse
@@ -23,7 +26,9 @@ TRAIN_CFG = osp.join(REPO, 'configs', 'mqformer',
 EVAL_CFG = osp.join(REPO, 'configs', 'mqformer', 'shapes',
                     'mqformer_tiny_shapes_eval-{}.py')
 BASELINE_CFG = osp.join(REPO, 'configs', 'baselines',
-                        'mask2former_r18_shapes-panoptic.py')
+                        'mask2former_tiny_shapes-panoptic.py')
+BASELINE_NAME = ('mmdet Mask2Former tiny (our backbone, kernels, optimizer, '
+                 'clipping; 30 q, 3 layers), trained')
 # the same MQ-Former trained on the baseline's data (panoptic only)
 EQUAL_DATA_CFG = osp.join(REPO, 'configs', 'mqformer',
                           'mqformer_tiny_shapes-panoptic.py')
@@ -50,15 +55,20 @@ def parse_args():
     p.add_argument('--max-iters', type=int, default=100000,
                    help='iteration cap (the time budget usually ends first)')
     p.add_argument('--train-images', type=int, default=200)
-    p.add_argument('--val-images', type=int, default=200)
+    p.add_argument('--val-images', type=int, default=200,
+                   help='test images per task')
+    p.add_argument('--calib-images', type=int, default=100,
+                   help='calibration images: panoptic thresholds are chosen '
+                   'on them, per model (disjoint from the test images)')
     p.add_argument('--text-encoder', choices=['minilm', 'tiny'],
                    default='minilm',
                    help='minilm: pretrained all-MiniLM-L6-v2 from PyPI '
                    '(offline); tiny: a small randomly initialised BERT')
     p.add_argument('--baseline', action='store_true',
-                   help="also train mmdet's Mask2Former for the same time, "
-                   'and MQ-Former on the same (panoptic-only) data for the '
-                   'same time: the equal-data row')
+                   help="also train mmdet's Mask2Former (same backbone, "
+                   'attention paths, optimizer and clipping) for the same '
+                   'time, and MQ-Former on the same (panoptic-only) data for '
+                   'the same time: the equal-data row')
     p.add_argument('--baseline-only', action='store_true',
                    help='only (re)run the Mask2Former baseline row')
     p.add_argument('--skip-untrained', action='store_true')
@@ -125,7 +135,8 @@ def train(cfg, work_dir, minutes, max_iters):
     ]
     cfg.custom_hooks = [
         dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0]),
-        dict(type='ProgressHook', name=cfg.model.type)
+        dict(type='ProgressHook',
+             name=cfg.model.get('model_type', cfg.model.type))
     ]
     runner = Runner.from_cfg(quiet(cfg))
     t = time.time()
@@ -169,12 +180,24 @@ def score_checkpoint(cfg, ckpt):
         return Runner.from_cfg(quiet(cfg)).test()
 
 
-def evaluate(ckpt, work_dir, kind, model=None, pictures=None, tasks=TASKS):
+def calibrate_panoptic(ckpt, work_dir, kind, model=None):
+    """MQ-Former's panoptic thresholds chosen on the world's calibration
+    images (never the test images): :func:`calibrate`'s ``chosen``."""
+    from mqformer.evaluation.threshold_calibration import calibrate
+    cfg = text_encoder(eval_config('panoptic', model), kind, training=False)
+    return calibrate(cfg, ckpt, work_dir=osp.join(work_dir, 'calib'))['chosen']
+
+
+def evaluate(ckpt, work_dir, kind, model=None, pictures=None, tasks=TASKS,
+             thresholds=None):
     """Every task's metrics (or ``tasks``') for one MQ-Former checkpoint
-    trained with the ``model`` config (:func:`eval_config`)."""
+    trained with the ``model`` config (:func:`eval_config`); ``thresholds``:
+    panoptic ``test_cfg`` values (:func:`calibrate_panoptic`)."""
     out = {}
     for task in tasks:
         cfg = text_encoder(eval_config(task, model), kind, training=False)
+        if task == 'panoptic' and thresholds:
+            cfg.model.test_cfg.update(thresholds)
         cfg.work_dir = osp.join(work_dir, f'eval_{task}')
         if pictures:
             cfg.default_hooks.visualization.update(
@@ -185,13 +208,16 @@ def evaluate(ckpt, work_dir, kind, model=None, pictures=None, tasks=TASKS):
 
 
 def make_world(train_images, val_images, out='data/shapes_world',
-               hold_out=()):
+               hold_out=(), calib_images=100, preset='shapes'):
     """The shapes world in every task's format at ``out``, kept if it
-    exists; ``hold_out``: class names left out of it (make_shapes_world.py)."""
+    exists; ``hold_out``: class names left out of it; ``calib_images``:
+    the calibration split (thresholds); ``preset``: shapes or crowded
+    (make_shapes_world.py)."""
     subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_world.py'),
-        out, '--train', str(train_images), '--val', str(val_images)
+        out, '--train', str(train_images), '--val', str(val_images),
+        '--calib', str(calib_images), '--preset', preset
     ] + (['--hold-out', *hold_out] if hold_out else []), check=True)
 
 
@@ -207,25 +233,34 @@ def untrained_checkpoint(kind, path):
     return path, cfg.model
 
 
-def row(name, metrics, iters=None, seconds=None):
+def row(name, metrics, iters=None, seconds=None, thresholds=None):
     cells = {}
     for header, task, key, scale in COLUMNS:
         v = metrics.get(task, {}).get(key)
         cells[header] = None if v is None or v < 0 else float(v) * scale
-    return dict(model=name, cells=cells, iters=iters, seconds=seconds)
+    return dict(model=name, cells=cells, iters=iters, seconds=seconds,
+                thresholds=thresholds)
+
+
+def thresholds_text(thr):
+    """'0.3 / 0.8' (object_mask_thr / iou_thr), chosen on calibration."""
+    if not thr:
+        return '-'
+    return f'{thr.get("object_mask_thr", "-")} / {thr.get("iou_thr", "-")}'
 
 
 def table(rows):
     heads = [c[0] for c in COLUMNS]
-    lines = ['| model | ' + ' | '.join(heads) + ' | train iters | train s |',
-             '| --- ' * (len(heads) + 3) + '|']
+    lines = ['| model | ' + ' | '.join(heads) + ' | train iters | train s |'
+             ' panoptic thr |', '| --- ' * (len(heads) + 4) + '|']
     for r in rows:
         vals = ['-' if r['cells'][h] is None else
                 f'{r["cells"][h]:.3f}' if h == 'fg MAE' else
                 f'{r["cells"][h]:.1f}' for h in heads]
         lines.append(f'| {r["model"]} | ' + ' | '.join(vals) +
                      f' | {r["iters"] or "-"} | '
-                     f'{"-" if r["seconds"] is None else round(r["seconds"])} |')
+                     f'{"-" if r["seconds"] is None else round(r["seconds"])} |'
+                     f' {thresholds_text(r.get("thresholds"))} |')
     return '\n'.join(lines)
 
 
@@ -235,7 +270,8 @@ def main():
     LR_DROP[0] = args.lr_drop or None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     t0 = time.time()
-    make_world(args.train_images, args.val_images)
+    make_world(args.train_images, args.val_images,
+               calib_images=args.calib_images)
     import mqformer  # noqa: F401
     from mmengine.config import Config
     from mmdet.utils import register_all_modules
@@ -250,13 +286,13 @@ def main():
 
     if not args.baseline_only:
         cfg = text_encoder(Config.fromfile(args.config), args.text_encoder)
-        _, ckpt, iters, took = train(cfg, osp.join(args.work_dir, 'mqformer'),
-                                     args.minutes, args.max_iters)
+        work = osp.join(args.work_dir, 'mqformer')
+        _, ckpt, iters, took = train(cfg, work, args.minutes, args.max_iters)
+        thr = calibrate_panoptic(ckpt, work, args.text_encoder, cfg.model)
         put(row(f'{args.name}, trained',
-                evaluate(ckpt, osp.join(args.work_dir, 'mqformer'),
-                         args.text_encoder, cfg.model,
-                         pictures=osp.join(args.work_dir, 'pictures')),
-                iters, took))
+                evaluate(ckpt, work, args.text_encoder, cfg.model,
+                         pictures=osp.join(args.work_dir, 'pictures'),
+                         thresholds=thr), iters, took, thr))
         if not args.skip_untrained:
             init, model = untrained_checkpoint(
                 args.text_encoder, osp.join(args.work_dir, 'untrained.pth'))
@@ -264,21 +300,27 @@ def main():
                     evaluate(init, osp.join(args.work_dir, 'untrained'),
                              args.text_encoder, model)))
     if args.baseline or args.baseline_only:
+        from mqformer.evaluation.threshold_calibration import calibrate
         cfg = Config.fromfile(BASELINE_CFG)
-        runner, _, iters, took = train(
-            cfg, osp.join(args.work_dir, 'mask2former'), args.minutes,
-            args.max_iters)
+        work = osp.join(args.work_dir, 'mask2former')
+        runner, ckpt, iters, took = train(cfg, work, args.minutes,
+                                          args.max_iters)
+        thr = calibrate(Config.fromfile(BASELINE_CFG), ckpt,
+                        work_dir=osp.join(work, 'calib'))['chosen']
+        runner.model.panoptic_fusion_head.test_cfg.update(thr)
         m = runner.test()
-        put(row("mmdet Mask2Former R18 (30 q, 3 layers), trained",
-                dict(panoptic=m, instance=m), iters, took))
+        put(row(BASELINE_NAME, dict(panoptic=m, instance=m), iters, took,
+                thr))
     if args.baseline and osp.abspath(args.config) != EQUAL_DATA_CFG:
         # the comparison on equal data: Mask2Former's panoptic images only
         cfg = text_encoder(Config.fromfile(EQUAL_DATA_CFG), args.text_encoder)
         work = osp.join(args.work_dir, 'mqformer_panoptic')
         _, ckpt, iters, took = train(cfg, work, args.minutes, args.max_iters)
+        thr = calibrate_panoptic(ckpt, work, args.text_encoder, cfg.model)
         put(row(f'{args.name}, panoptic data only (as Mask2Former)',
                 evaluate(ckpt, work, args.text_encoder, cfg.model,
-                         tasks=EQUAL_DATA_TASKS), iters, took))
+                         tasks=EQUAL_DATA_TASKS, thresholds=thr), iters,
+                took, thr))
     text = table(rows)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')

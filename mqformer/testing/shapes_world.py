@@ -27,6 +27,23 @@ STUFF = dict(
     grass=((70, 140, 50), 'noise'),
     water=((40, 90, 160), 'waves'),
     road=((110, 110, 110), 'stripes'))
+# the crowded world's extra vocabulary (8 colours x 6 shapes = 48 thing
+# names, 10 stuff names); the default world draws none of it
+CROWDED_COLORS = dict(
+    COLORS,
+    pink=(245, 130, 190),
+    cyan=(40, 200, 210),
+    brown=(130, 80, 40),
+    black=(25, 25, 25))
+CROWDED_SHAPES = SHAPES + ('diamond', 'hexagon', 'cross')
+CROWDED_STUFF = dict(
+    STUFF,
+    sand=((210, 190, 130), 'noise'),
+    snow=((235, 235, 240), 'smooth'),
+    wall=((170, 90, 70), 'bricks'),
+    floor=((150, 120, 80), 'checker'),
+    dirt=((110, 80, 50), 'noise'),
+    forest=((30, 90, 40), 'waves'))
 
 
 @dataclass
@@ -61,7 +78,14 @@ class ShapesWorld:
             world and evaluate on them as never-seen class names.
         size_range: (min, max) of image sides; sides are drawn independently,
             so most images are non-square.
-        max_objects: shape instances per image (1..max_objects).
+        min_objects / max_objects: shape instances per image.
+        object_size: None (the default world's sizes) or (min, max) shape
+            radius in pixels, drawn log-uniform and capped at a fifth of the
+            shorter side: many small objects and a few large ones.
+        max_stuff: stuff regions per image (1..max_stuff).
+        stuff_layout: ``'bands'`` (horizontal bands) or ``'irregular'``
+            (a Voronoi partition with wavy borders; a stuff name may own
+            several cells).
         gray_prob: probability that an image is written grayscale.
         seed: the RNG seed; the same seed gives the same world.
     """
@@ -71,6 +95,10 @@ class ShapesWorld:
     things: Optional[Sequence[str]] = None
     size_range: Tuple[int, int] = (96, 160)
     max_objects: int = 4
+    min_objects: int = 1
+    object_size: Optional[Tuple[int, int]] = None
+    max_stuff: int = 3
+    stuff_layout: str = 'bands'
     gray_prob: float = 0.0
     seed: int = 0
     rng: np.random.Generator = field(init=False, repr=False)
@@ -79,11 +107,14 @@ class ShapesWorld:
         self.rng = np.random.default_rng(self.seed)
         if self.things is not None:
             bad = [t for t in self.things if len(t.split(' ')) != 2
-                   or t.split(' ')[0] not in COLORS
-                   or t.split(' ')[1] not in SHAPES]
+                   or t.split(' ')[0] not in CROWDED_COLORS
+                   or t.split(' ')[1] not in CROWDED_SHAPES]
             if bad or not self.things:
                 raise ValueError(f'ShapesWorld: things must be non-empty '
                                  f"'<color> <shape>' names, got {bad}")
+        if self.stuff_layout not in ('bands', 'irregular'):
+            raise ValueError("ShapesWorld: stuff_layout must be 'bands' or "
+                             f"'irregular', got {self.stuff_layout!r}")
 
     @property
     def thing_classes(self) -> List[str]:
@@ -96,7 +127,7 @@ class ShapesWorld:
         return list(self.stuff)
 
     def _texture(self, name: str, h: int, w: int) -> np.ndarray:
-        base, kind = STUFF[name]
+        base, kind = CROWDED_STUFF[name]
         img = np.empty((h, w, 3), np.float32)
         img[:] = base
         yy, xx = np.mgrid[0:h, 0:w]
@@ -106,23 +137,78 @@ class ShapesWorld:
             img += 20 * np.sin(yy / 3.0 + np.sin(xx / 7.0))[..., None]
         elif kind == 'stripes':
             img += 35 * ((xx // 6) % 2)[..., None]
+        elif kind == 'bricks':
+            img -= 45 * (((yy % 8) == 0) |
+                         (((xx + 8 * (yy // 8 % 2)) % 16) == 0))[..., None]
+        elif kind == 'checker':
+            img += 30 * ((xx // 10 + yy // 10) % 2)[..., None]
         else:
             img += (yy / max(h, 1) * 30)[..., None]
         return img
 
     def _shape_mask(self, shape: str, h: int, w: int) -> np.ndarray:
         m = np.zeros((h, w), np.uint8)
-        s = int(self.rng.integers(max(8, min(h, w) // 8), max(12, min(h, w) // 3)))
+        if self.object_size is None:
+            s = int(self.rng.integers(max(8, min(h, w) // 8),
+                                      max(12, min(h, w) // 3)))
+        else:
+            lo, hi = self.object_size
+            hi = max(lo, min(hi, min(h, w) // 5))
+            s = int(round(np.exp(self.rng.uniform(np.log(lo),
+                                                  np.log(hi + 1)))))
         cx = int(self.rng.integers(s, max(s + 1, w - s)))
         cy = int(self.rng.integers(s, max(s + 1, h - s)))
         if shape == 'circle':
             cv2.circle(m, (cx, cy), s, 1, -1)
         elif shape == 'square':
             cv2.rectangle(m, (cx - s, cy - s), (cx + s, cy + s), 1, -1)
-        else:
+        elif shape == 'triangle':
             pts = np.array([[cx, cy - s], [cx - s, cy + s], [cx + s, cy + s]])
             cv2.fillPoly(m, [pts.astype(np.int32)], 1)
+        elif shape == 'diamond':
+            pts = np.array([[cx, cy - s], [cx + s, cy], [cx, cy + s],
+                            [cx - s, cy]])
+            cv2.fillPoly(m, [pts.astype(np.int32)], 1)
+        elif shape == 'hexagon':
+            a = np.arange(6) * np.pi / 3
+            pts = np.stack([cx + s * np.cos(a), cy + s * np.sin(a)], 1)
+            cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+        else:  # cross
+            t = max(1, s // 3)
+            cv2.rectangle(m, (cx - s, cy - t), (cx + s, cy + t), 1, -1)
+            cv2.rectangle(m, (cx - t, cy - s), (cx + t, cy + s), 1, -1)
         return m.astype(bool)
+
+    def _stuff_regions(self, h: int, w: int) -> List[Tuple[str, np.ndarray]]:
+        """The stuff names and their masks (H, W) bool, tiling the image."""
+        n_stuff = int(self.rng.integers(1, min(self.max_stuff,
+                                               len(self.stuff)) + 1))
+        names = list(self.rng.choice(self.stuff, n_stuff, replace=False))
+        if self.stuff_layout == 'bands':
+            cuts = sorted(self.rng.choice(np.arange(h // 5, h - h // 5),
+                                          n_stuff - 1, replace=False).tolist())
+            bounds = [0] + cuts + [h]
+            regions = []
+            for name, y0, y1 in zip(names, bounds[:-1], bounds[1:]):
+                m = np.zeros((h, w), bool)
+                m[y0:y1] = True
+                regions.append((name, m))
+            return regions
+        # irregular: Voronoi cells of random seeds under wavy distortion,
+        # each cell given one of the names (every name owns >= 1 cell)
+        cells = n_stuff + int(self.rng.integers(0, n_stuff + 1))
+        owner = np.concatenate([np.arange(n_stuff),
+                                self.rng.integers(0, n_stuff,
+                                                  cells - n_stuff)])
+        pts = self.rng.uniform((0, 0), (h, w), (cells, 2))
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        amp, freq = self.rng.uniform(3, 10), self.rng.uniform(8, 20)
+        yy = yy + amp * np.sin(xx / freq + self.rng.uniform(0, 6))
+        xx = xx + amp * np.sin(yy / freq + self.rng.uniform(0, 6))
+        d = (yy[None] - pts[:, 0, None, None])**2 + \
+            (xx[None] - pts[:, 1, None, None])**2
+        label = owner[d.argmin(0)]
+        return [(name, label == k) for k, name in enumerate(names)]
 
     def sample(self) -> Tuple[np.ndarray, List[Segment], bool]:
         """One image: (H, W, 3) uint8 RGB, its segments, and a gray flag.
@@ -132,19 +218,13 @@ class ShapesWorld:
         """
         h = int(self.rng.integers(*self.size_range))
         w = int(self.rng.integers(*self.size_range))
-        n_stuff = int(self.rng.integers(1, min(3, len(self.stuff)) + 1))
-        names = list(self.rng.choice(self.stuff, n_stuff, replace=False))
-        cuts = sorted(self.rng.choice(np.arange(h // 5, h - h // 5),
-                                      n_stuff - 1, replace=False).tolist())
-        bounds = [0] + cuts + [h]
         img = np.zeros((h, w, 3), np.float32)
         segments: List[Segment] = []
-        for name, y0, y1 in zip(names, bounds[:-1], bounds[1:]):
-            m = np.zeros((h, w), bool)
-            m[y0:y1] = True
-            img[y0:y1] = self._texture(name, h, w)[y0:y1]
+        for name, m in self._stuff_regions(h, w):
+            img[m] = self._texture(name, h, w)[m]
             segments.append(Segment(name, False, m))
-        for _ in range(int(self.rng.integers(1, self.max_objects + 1))):
+        for _ in range(int(self.rng.integers(self.min_objects,
+                                             self.max_objects + 1))):
             if self.things is None:
                 color = str(self.rng.choice(self.colors))
                 shape = str(self.rng.choice(self.shapes))
@@ -154,7 +234,7 @@ class ShapesWorld:
             for s in segments:
                 s.mask &= ~m
             jitter = self.rng.integers(-25, 26, 3)
-            img[m] = np.clip(np.array(COLORS[color]) + jitter, 0, 255)
+            img[m] = np.clip(np.array(CROWDED_COLORS[color]) + jitter, 0, 255)
             segments.append(Segment(f'{color} {shape}', True, m, color, shape))
         segments = [s for s in segments if s.area > 0]
         img = np.clip(img, 0, 255).astype(np.uint8)
@@ -182,12 +262,14 @@ def _categories(world: ShapesWorld, with_stuff: bool) -> List[Dict]:
 
 def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
                          split: str = 'train', crowd_every: int = 0,
-                         keep: Optional[Sequence[str]] = None) -> str:
+                         keep: Optional[Sequence[str]] = None,
+                         first_id: int = 1) -> str:
     """COCO instances json (RLE masks, things only) + JPEG images.
     ``crowd_every=k`` marks every k-th thing annotation ``iscrowd=1``.
     ``keep``: only these thing names are categories and annotated; the
     other shapes stay in the images unlabelled (as the unannotated objects of
-    an open-vocabulary set such as SeginW).
+    an open-vocabulary set such as SeginW). ``first_id``: the first image
+    id (ids of two splits can be kept disjoint).
 
     Layout: ``root/<split>/*.jpg`` and ``root/annotations/instances_<split>.json``.
     Returns the annotation file path.
@@ -202,15 +284,15 @@ def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
         img, segs, gray = world.sample()
         fname = f'{split}_{i:05d}.jpg'
         _save_image(osp.join(root, split, fname), img, gray)
-        images.append(dict(id=i + 1, file_name=fname, height=img.shape[0],
-                           width=img.shape[1]))
+        images.append(dict(id=i + first_id, file_name=fname,
+                           height=img.shape[0], width=img.shape[1]))
         for s in segs:
             if not s.is_thing or s.name not in cat_id:
                 continue
             rle = mask_utils.encode(np.asfortranarray(s.mask.astype(np.uint8)))
             rle['counts'] = rle['counts'].decode()
             crowd = int(crowd_every > 0 and (len(anns) + 1) % crowd_every == 0)
-            anns.append(dict(id=len(anns) + 1, image_id=i + 1,
+            anns.append(dict(id=len(anns) + 1, image_id=i + first_id,
                              category_id=cat_id[s.name], bbox=s.bbox,
                              area=s.area, segmentation=rle, iscrowd=crowd))
     ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
@@ -221,9 +303,11 @@ def write_coco_instances(root: str, world: ShapesWorld, num_images: int,
 
 
 def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
-                        split: str = 'train', crowd_every: int = 0) -> str:
+                        split: str = 'train', crowd_every: int = 0,
+                        first_id: int = 1) -> str:
     """COCO panoptic format: JPEGs, RGB-encoded segment PNGs and the json.
-    ``crowd_every=k`` marks every k-th thing segment ``iscrowd=1``.
+    ``crowd_every=k`` marks every k-th thing segment ``iscrowd=1``;
+    ``first_id``: the first image id.
 
     Layout: ``root/<split>/*.jpg``, ``root/annotations/panoptic_<split>/*.png``
     and ``root/annotations/panoptic_<split>.json``. Returns the json path.
@@ -239,7 +323,8 @@ def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
         fname = f'{split}_{i:05d}.jpg'
         _save_image(osp.join(root, split, fname), img, gray)
         h, w = img.shape[:2]
-        images.append(dict(id=i + 1, file_name=fname, height=h, width=w))
+        images.append(dict(id=i + first_id, file_name=fname, height=h,
+                           width=w))
         pan = np.zeros((h, w), np.int64)
         infos = []
         for k, s in enumerate(segs):
@@ -255,7 +340,8 @@ def write_coco_panoptic(root: str, world: ShapesWorld, num_images: int,
                        -1).astype(np.uint8)
         png = fname.replace('.jpg', '.png')
         cv2.imwrite(osp.join(png_dir, png), rgb[..., ::-1])
-        anns.append(dict(image_id=i + 1, file_name=png, segments_info=infos))
+        anns.append(dict(image_id=i + first_id, file_name=png,
+                         segments_info=infos))
     ann_file = osp.join(root, 'annotations', f'panoptic_{split}.json')
     with open(ann_file, 'w') as f:
         json.dump(dict(images=images, annotations=anns, categories=cats), f)

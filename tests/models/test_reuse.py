@@ -108,7 +108,7 @@ def test_cpu_deformable_attention_equals_mmcv_and_converts_any_model():
     from mmengine.config import Config
     from mmdet.registry import MODELS
     m2f_cfg = Config.fromfile(f'{REPO}/configs/baselines/'
-                              'mask2former_r18_shapes-panoptic.py')
+                              'mask2former_tiny_shapes-panoptic.py')
     decoder = MODELS.build(m2f_cfg.model.panoptic_head.pixel_decoder)
     keys = list(decoder.state_dict())
     n = use_cpu_deformable_attention(decoder)
@@ -177,7 +177,7 @@ def test_sdpa_attention_equals_mmcv_and_keeps_no_softmax(batch_first):
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     m2f_cfg = Config.fromfile(f'{REPO}/configs/baselines/'
-                              'mask2former_r18_shapes-panoptic.py')
+                              'mask2former_tiny_shapes-panoptic.py')
     from mmdet.models.layers import Mask2FormerTransformerDecoder
     decoder = Mask2FormerTransformerDecoder(
         **m2f_cfg.model.panoptic_head.transformer_decoder)

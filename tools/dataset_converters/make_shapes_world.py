@@ -14,8 +14,18 @@
 # held-out name's colour also appears on another, seen, shape, unlabelled):
 # the never-seen-names column of the query ablation (a SeginW analogue).
 #
+#   <out>/calib/ + annotations/{instances,panoptic}_calib.json  (--calib N:
+#       validation images for choosing post-processing thresholds, disjoint
+#       from the val images in content, file names and image ids)
+#
 #   python tools/dataset_converters/make_shapes_world.py data/shapes_world \
 #       --train 200 --val 200 [--hold-out 'purple triangle' 'orange circle']
+#   python tools/dataset_converters/make_shapes_world.py data/crowded_world \
+#       --preset crowded
+# Presets: 'shapes' (the demo's world: 18 thing names, 4 stuff in bands, 1-5
+# things per image) and 'crowded' (COCO-like: 48 thing names, 10 stuff names
+# in irregular regions, 10-40 things per image from 3 px to large, heavy
+# occlusion, image sides 112-256 px of any aspect ratio).
 # <out>/world.json records the settings; a world made with other settings (or
 # not finished) is made again, its folders above removed first; an identical
 # one is kept. Folders of a world without world.json are never removed.
@@ -28,10 +38,25 @@ import shutil
 from mqformer.testing import (ShapesWorld, write_ade_semantic,
                               write_coco_instances, write_coco_panoptic,
                               write_foreground, write_odvg, write_refcoco)
-from mqformer.testing.shapes_world import COLORS, SHAPES
+from mqformer.testing.shapes_world import (COLORS, CROWDED_COLORS,
+                                           CROWDED_SHAPES, CROWDED_STUFF,
+                                           SHAPES)
 
-OWN_FOLDERS = ('train', 'val', 'annotations', 'ade', 'fg', 'refcoco', 'vg',
-               'openvocab')
+OWN_FOLDERS = ('train', 'val', 'calib', 'annotations', 'ade', 'fg',
+               'refcoco', 'vg', 'openvocab')
+# ShapesWorld settings of each preset (--max-objects overrides max_objects)
+PRESETS = dict(
+    shapes=dict(),
+    crowded=dict(
+        things=[f'{c} {s}' for c in CROWDED_COLORS for s in CROWDED_SHAPES],
+        stuff=tuple(CROWDED_STUFF),
+        size_range=(112, 256),
+        min_objects=10,
+        max_objects=40,
+        object_size=(3, 40),
+        max_stuff=5,
+        stuff_layout='irregular'))
+CALIB_FIRST_ID = 1000001  # calibration image ids: disjoint from val's
 
 
 def parse_args():
@@ -41,7 +66,13 @@ def parse_args():
     p.add_argument('--val', type=int, default=200, help='validation images')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--gray-prob', type=float, default=0.1)
-    p.add_argument('--max-objects', type=int, default=5)
+    p.add_argument('--preset', choices=list(PRESETS), default='shapes',
+                   help='the world: shapes (the demo) or crowded (COCO-like)')
+    p.add_argument('--calib', type=int, default=0,
+                   help='calibration images (threshold choice), disjoint '
+                   'from the val images')
+    p.add_argument('--max-objects', type=int, default=None,
+                   help='things per image at most (shapes: 5, crowded: 40)')
     p.add_argument('--hold-out', nargs='+', default=[], metavar='NAME',
                    help="'<color> <shape>' classes left out of every file "
                    'and evaluated in <out>/openvocab')
@@ -71,6 +102,8 @@ def open_vocab_pool(held_out):
 
 def main():
     args = parse_args()
+    if args.hold_out and args.preset != 'shapes':
+        raise SystemExit('--hold-out: only with --preset shapes')
     every, seen, pool = open_vocab_pool(args.hold_out)
     # what the world was made with: a world made with other counts, seed or
     # hold-out is made again (`demo.py --val-images 200` on a 40-image world)
@@ -99,9 +132,14 @@ def main():
     with open(stamp, 'w') as f:  # a killed run leaves an unfinished world
         json.dump(dict(settings, finished=False), f)
 
+    preset = dict(PRESETS[args.preset])
+    preset['max_objects'] = args.max_objects or preset.get('max_objects', 5)
+
     def world(seed, things=seen if args.hold_out else None):
-        return ShapesWorld(seed=seed, gray_prob=args.gray_prob,
-                           max_objects=args.max_objects, things=things)
+        kw = dict(preset)
+        if things is not None:
+            kw['things'] = things
+        return ShapesWorld(seed=seed, gray_prob=args.gray_prob, **kw)
 
     for split, ade_split, n, seed in (
             ('train', 'training', args.train, args.seed),
@@ -111,6 +149,11 @@ def main():
         write_ade_semantic(osp.join(args.out, 'ade'), world(seed), n,
                            ade_split)
         write_foreground(osp.join(args.out, 'fg', split), world(seed + 100), n)
+    if args.calib:
+        write_coco_instances(args.out, world(args.seed + 2), args.calib,
+                             'calib', first_id=CALIB_FIRST_ID)
+        write_coco_panoptic(args.out, world(args.seed + 2), args.calib,
+                            'calib', first_id=CALIB_FIRST_ID)
     # referring: images split round-robin into train and val refs
     write_refcoco(osp.join(args.out, 'refcoco'), world(args.seed + 200),
                   args.train + args.val,

@@ -89,6 +89,12 @@ shapes_panoptic_val = dict(
         dict(type='ClassNamesToTexts', shuffle=False, task='panoptic'),
         dict(type='PackMQInputs')
     ])
+# calibration images (make_shapes_world.py --calib N): post-processing
+# thresholds are chosen here, never on the val (test) images
+shapes_panoptic_calib = dict(
+    shapes_panoptic_val,
+    ann_file='annotations/panoptic_calib.json',
+    data_prefix=dict(img='calib/', seg='annotations/panoptic_calib/'))
 shapes_instance_val = dict(
     type='CocoTextDataset',
     data_root=shapes_root,
@@ -154,6 +160,10 @@ shapes_panoptic_evaluator = dict(
     type='CocoPanopticMetric',
     ann_file=shapes_root + 'annotations/panoptic_val.json',
     seg_prefix=shapes_root + 'annotations/panoptic_val/')
+shapes_panoptic_calib_evaluator = dict(
+    type='CocoPanopticMetric',
+    ann_file=shapes_root + 'annotations/panoptic_calib.json',
+    seg_prefix=shapes_root + 'annotations/panoptic_calib/')
 shapes_instance_evaluator = dict(
     type='CocoMetric',
     ann_file=shapes_root + 'annotations/instances_val.json',

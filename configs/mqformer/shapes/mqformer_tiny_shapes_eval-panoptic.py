@@ -16,3 +16,8 @@ test_dataloader = dict(
     dataset={{_base_.shapes_panoptic_val}})
 test_evaluator = {{_base_.shapes_panoptic_evaluator}}
 test_cfg = dict(type='TestLoop')
+# calibration images: tools/analysis_tools/calibrate_thresholds.py chooses
+# object_mask_thr and iou_thr here
+val_dataloader = dict(test_dataloader, dataset={{_base_.shapes_panoptic_calib}})
+val_evaluator = {{_base_.shapes_panoptic_calib_evaluator}}
+val_cfg = dict(type='ValLoop')

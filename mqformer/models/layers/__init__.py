@@ -1,6 +1,7 @@
 from .deformable_attention import (CPUMultiScaleDeformableAttention,
                                    multi_scale_deformable_attn_cpu,
                                    use_cpu_deformable_attention)
+from .fast_attention import build_with_fast_attention
 from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
                                   MixedQueryDecoderLayer, check_query_mode)
 from .query_split import QuerySplit
@@ -10,6 +11,7 @@ from .seg_encoder import MQSegEncoder
 __all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder',
            'MixedQueryDecoder', 'MixedQueryDecoderLayer',
            'QUERY_MODES', 'QuerySplit', 'SDPAMultiheadAttention',
+           'build_with_fast_attention',
            'check_query_mode',
            'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention',
            'use_sdpa_attention']

@@ -1,6 +1,11 @@
-# The ecosystem's reference for the demo: mmdet's own Mask2Former (its COCO
-# panoptic config) shrunk to the CPU budget - ResNet-18, 64-d, 30 queries,
-# 3 decoder layers, 160 px - on the same generated shapes-world panoptic data.
+# The fair reference for the demo: mmdet's own Mask2Former (its COCO panoptic
+# config) built at MQ-Former tiny's size and trained as it is: the same
+# backbone (ResNet-18 at a quarter width), 64-d, 2 encoder and 3 decoder
+# layers, 30 queries, 1024 points, the same attention paths (FastAttention),
+# optimizer, clipping, batch, padding, data and augmentation (160 px, flip).
+# What differs is the method (queries, matching, losses, denoising).
+# Post-processing thresholds: chosen on the calibration images
+# (tools/analysis_tools/calibrate_thresholds.py), never on the test images.
 _base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py']
 custom_imports = dict(imports=['mqformer'], allow_failed_imports=False)
 data_root = 'data/shapes_world/'
@@ -17,16 +22,15 @@ num_classes = num_things_classes + num_stuff_classes
 image_size = (160, 160)
 dims = 64
 model = dict(
-    data_preprocessor=dict(batch_augments=[
-        dict(type='BatchFixedSizePad', size=image_size, img_pad_value=0,
-             pad_mask=True, mask_pad_value=0, pad_seg=True,
-             seg_pad_value=255)
-    ]),
-    backbone=dict(depth=18, frozen_stages=-1, init_cfg=None,
-                  norm_cfg=dict(type='BN', requires_grad=True),
+    type='FastAttention',  # our attention paths, applied at build
+    model_type='Mask2Former',
+    # padded to a multiple of 32, as MQ-Former (no fixed-size LSJ pad)
+    data_preprocessor=dict(batch_augments=None),
+    backbone=dict(depth=18, base_channels=16, frozen_stages=-1,
+                  init_cfg=None, norm_cfg=dict(type='BN', requires_grad=True),
                   norm_eval=False),
     panoptic_head=dict(
-        in_channels=[64, 128, 256, 512],
+        in_channels=[16, 32, 64, 128],
         feat_channels=dims,
         out_channels=dims,
         num_things_classes=num_things_classes,
@@ -78,7 +82,9 @@ train_dataloader = dict(
         data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
         filter_cfg=dict(filter_empty_gt=False),
         pipeline=train_pipeline))
-val_dataloader = dict(
+# the test images: the world's val split; thresholds are chosen on the
+# calibration split (val_dataloader; calibrate_thresholds.py)
+test_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
@@ -87,8 +93,7 @@ val_dataloader = dict(
         ann_file='annotations/panoptic_val.json',
         data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = [
+test_evaluator = [
     dict(type='CocoPanopticMetric',
          ann_file=data_root + 'annotations/panoptic_val.json',
          seg_prefix=data_root + 'annotations/panoptic_val/'),
@@ -96,13 +101,30 @@ val_evaluator = [
          ann_file=data_root + 'annotations/instances_val.json',
          metric=['bbox', 'segm'])
 ]
-test_evaluator = val_evaluator
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root, metainfo=metainfo,
+        ann_file='annotations/panoptic_calib.json',
+        data_prefix=dict(img='calib/', seg='annotations/panoptic_calib/'),
+        pipeline=test_pipeline))
+val_evaluator = [
+    dict(type='CocoPanopticMetric',
+         ann_file=data_root + 'annotations/panoptic_calib.json',
+         seg_prefix=data_root + 'annotations/panoptic_calib/')
+]
 max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
+# MQ-Former tiny's optimizer and clipping (mmdet's Mask2Former: lr 1e-4,
+# backbone x0.1, clip 0.01)
 optim_wrapper = dict(
-    optimizer=dict(lr=4e-4),
-    paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=1.0))))
+    _delete_=True,
+    type='NonFiniteGuardOptimWrapper',
+    optimizer=dict(type='AdamW', lr=4e-4, weight_decay=0.05),
+    clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', by_epoch=False, milestones=[500], gamma=0.1)

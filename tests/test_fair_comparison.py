@@ -1,0 +1,229 @@
+"""The fair Mask2Former: built at our size with our kernels and recipe,
+thresholds chosen on calibration images only, a resumable seeds runner, and
+the crowded world."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+BASELINE = f'{REPO}/configs/baselines/mask2former_tiny_shapes-panoptic.py'
+OURS = f'{REPO}/configs/mqformer/mqformer_tiny_shapes-panoptic.py'
+TOOLS = f'{REPO}/tools/analysis_tools'
+MAKE_WORLD = f'{REPO}/tools/dataset_converters/make_shapes_world.py'
+
+
+def build(cfg):
+    import mqformer  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    return MODELS.build(cfg.model)
+
+
+def attention_classes(model):
+    from mmcv.cnn.bricks.transformer import MultiheadAttention
+    from mmcv.ops import MultiScaleDeformableAttention
+    kinds = set()
+    for m in model.modules():
+        if isinstance(m, MultiScaleDeformableAttention):
+            kinds.add(type(m))
+        if isinstance(m, MultiheadAttention):
+            kinds.add(type(m.attn))
+    return kinds
+
+
+def test_baseline_is_built_at_our_size_with_our_kernels_and_recipe():
+    from mmengine.config import Config
+    from mqformer.models.layers import (CPUMultiScaleDeformableAttention,
+                                        SDPAMultiheadAttention)
+    peer_cfg, ours_cfg = Config.fromfile(BASELINE), Config.fromfile(OURS)
+    ours_cfg.model.text_encoder = ours_cfg.tiny_text_encoder
+    peer, ours = build(peer_cfg), build(ours_cfg)
+    assert type(peer).__name__ == 'Mask2Former'
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(peer.backbone) == count(ours.backbone)
+    assert [type(m) for m in peer.backbone.modules()] == \
+        [type(m) for m in ours.backbone.modules()]
+    kinds = {CPUMultiScaleDeformableAttention, SDPAMultiheadAttention}
+    assert attention_classes(peer) == kinds == attention_classes(ours)
+    # the same recipe: optimizer, clipping, batch, data size, query total
+    for key in ('optim_wrapper', ):
+        assert peer_cfg[key] == ours_cfg[key]
+    assert peer_cfg.train_dataloader.batch_size == \
+        ours_cfg.train_dataloader.batch_size
+    assert peer_cfg.model.panoptic_head.num_queries == \
+        ours_cfg.model.num_learnable_queries + \
+        ours_cfg.model.num_conditional_queries
+    assert peer.data_preprocessor.pad_size_divisor == \
+        ours.data_preprocessor.pad_size_divisor
+    assert not peer.data_preprocessor.batch_augments
+
+
+def test_fast_attention_keeps_the_weights_of_the_stock_model():
+    """FastAttention builds the named model and converts it in place: the
+    same state-dict keys as the stock build, and a clear error for a
+    missing model_type."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(BASELINE)
+    stock = dict(cfg.model, type='Mask2Former')
+    stock.pop('model_type')
+    torch.manual_seed(0)
+    fast = build(cfg)
+    plain = build(Config(dict(model=stock)))
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    assert not attention_classes(plain) & attention_classes(fast)
+    with pytest.raises(ValueError, match='model_type'):
+        build(Config(dict(model=dict(cfg.model, model_type='FastAttention'))))
+
+
+@pytest.fixture(scope='module')
+def small_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp('fair') / 'world'
+    subprocess.run([sys.executable, MAKE_WORLD, str(root), '--train', '2',
+                    '--val', '3', '--calib', '3'], check=True,
+                   capture_output=True)
+    return str(root)
+
+
+def baseline_on(root, work_dir):
+    from mmengine.config import Config
+    sys.path.insert(0, TOOLS)
+    from fair_comparison import on_world, world_classes
+    cfg = Config.fromfile(BASELINE)
+    things, stuff = world_classes(root)
+    on_world(cfg, root, things, stuff, things, stuff)
+    cfg.work_dir = str(work_dir)
+    return cfg
+
+
+def test_calibration_reads_only_calibration_images(small_world, tmp_path):
+    """Thresholds are chosen on the calibration split: every image the
+    model ran on is a calibration image, none is a test image (names and
+    ids disjoint); a config whose validation images are its test images
+    is refused; the chosen setting is the best of the table."""
+    from mqformer.evaluation.threshold_calibration import calibrate
+    cfg = baseline_on(small_world, tmp_path)
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'm2f.pth')
+    torch.save(dict(state_dict=build(cfg).state_dict(), meta={}), ckpt)
+    grid = dict(object_mask_thr=(0.0, 0.5), iou_thr=(0.8, ))
+    out = calibrate(cfg, ckpt, grid, work_dir=str(tmp_path / 'cal'))
+    test = json.load(open(osp.join(small_world, 'annotations',
+                                   'panoptic_val.json')))
+    calib = json.load(open(osp.join(small_world, 'annotations',
+                                    'panoptic_calib.json')))
+    assert out['num_images'] == 3
+    assert all(osp.basename(osp.dirname(p)) == 'calib'
+               for p in out['img_paths'])
+    assert not {osp.basename(p) for p in out['img_paths']} & {
+        i['file_name'] for i in test['images']}
+    assert not {i['id'] for i in calib['images']} & {
+        i['id'] for i in test['images']}
+    assert len(out['table']) == 2
+    assert out['best'] == max(r['metrics']['coco_panoptic/PQ']
+                              for r in out['table'])
+    assert 'object_mask_thr' not in cfg.model.test_cfg  # config untouched
+
+    cfg.val_dataloader = cfg.test_dataloader
+    with pytest.raises(ValueError, match='overlap the test images'):
+        calibrate(cfg, ckpt, grid, work_dir=str(tmp_path / 'cal2'))
+
+
+def test_replayed_post_processing_equals_the_model_output(small_world,
+                                                         tmp_path):
+    """The cached fusion-head inputs, post-processed again at the model's
+    own thresholds, give exactly the panoptic maps of a normal pass."""
+    from mmengine.runner import Runner
+    from mqformer.evaluation.threshold_calibration import PostProcessCache
+    cfg = baseline_on(small_world, tmp_path)
+    cfg.model.test_cfg.object_mask_thr = 0.0  # segments in a random model
+    cfg.log_level = 'WARNING'
+    cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = None
+    cfg.param_scheduler = None
+    runner = Runner.from_cfg(cfg)
+    loader = runner.build_dataloader(cfg.val_dataloader)
+    model = runner.model.eval()
+    direct = []
+    with torch.no_grad():
+        for batch in loader:
+            direct += model.test_step(batch)
+    replay = PostProcessCache(model).record(loader).replay()
+    assert len(replay) == len(direct) == 3
+    for a, b in zip(direct, replay):
+        assert a.img_path == b.img_path
+        assert torch.equal(a.pred_panoptic_seg.sem_seg,
+                           b.pred_panoptic_seg.sem_seg)
+    assert 'predict' not in vars(model.panoptic_fusion_head)  # unpatched
+
+
+def test_seeds_runner_skips_finished_runs(tmp_path, monkeypatch):
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    row = lambda pq: dict(  # noqa: E731
+        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
+        iters=10, seconds=1, minutes=0.1, thresholds=dict(
+            object_mask_thr=0.3, iou_thr=0.8), commit='x', date='d')
+    store = tmp_path / 'store.json'
+    done = {f'shapes/{m}/seed{s}': row(30.0 if m == 'mqformer' else 20.0)
+            for m in ('mqformer', 'mask2former') for s in (0, 1)}
+    store.write_text(json.dumps(done))
+    calls = []
+
+    def one_run(args, world, name, seed):
+        calls.append((world, name, seed))
+        return row(40.0 if name == 'mqformer' else 25.0)
+    monkeypatch.setattr(fair_comparison, 'one_run', one_run)
+    sys.path.insert(0, f'{REPO}/tools')
+    import demo
+    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    argv = ['--worlds', 'shapes', '--seeds', '0', '1', '2', '--store',
+            str(store), '--work-dir', str(tmp_path / 'wd')]
+    results = fair_comparison.main(argv)
+    assert sorted(calls) == [('shapes', 'mask2former', 2),
+                             ('shapes', 'mqformer', 2)]
+    assert len(json.loads(store.read_text())) == 6 == len(results)
+    calls.clear()
+    fair_comparison.main(argv)
+    assert calls == []
+    text = fair_comparison.table(results, 'shapes',
+                                 ['mqformer', 'mask2former'])
+    assert 'PQ win' in text and '3 seed(s)' in text
+    two = {k: v for k, v in results.items() if not k.endswith('seed2')}
+    assert 'no verdict below 3 seeds' in fair_comparison.table(
+        two, 'shapes', ['mqformer', 'mask2former'])
+    assert fair_comparison.verdict([30, 40], [20, 25]) == 'win'
+    assert fair_comparison.verdict([30, 40], [35, 50]) == 'tie'
+    assert fair_comparison.verdict([10, 20], [35, 50]) == 'lose'
+
+
+def test_crowded_world_is_coco_like(tmp_path):
+    subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path), '--preset',
+                    'crowded', '--train', '1', '--val', '6'], check=True,
+                   capture_output=True)
+    pan = json.load(open(tmp_path / 'annotations' / 'panoptic_val.json'))
+    cats = {c['id']: c for c in pan['categories']}
+    assert sum(c['isthing'] for c in cats.values()) >= 40
+    assert sum(not c['isthing'] for c in cats.values()) >= 10
+    things = [[s for s in a['segments_info'] if cats[s['category_id']]
+               ['isthing']] for a in pan['annotations']]
+    # up to 40 drawn; occlusion may hide a few of the 10 or more
+    assert all(5 <= len(t) <= 40 for t in things)
+    areas = [s['area'] for t in things for s in t]
+    assert min(areas) < 40 and max(areas) > 800  # small and large things
+    shapes = {(i['height'], i['width']) for i in pan['images']}
+    assert len(shapes) == len(pan['images'])  # sizes and aspect ratios vary
+    # irregular stuff: some stuff segment is not a full-width band
+    widths = [s['bbox'][2] / i['width']
+              for a, i in zip(pan['annotations'], pan['images'])
+              for s in a['segments_info']
+              if not cats[s['category_id']]['isthing']]
+    assert min(widths) < 0.9
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path / 'x'),
+                        '--preset', 'crowded', '--hold-out', 'red circle'],
+                       check=True, capture_output=True)

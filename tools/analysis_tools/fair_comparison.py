@@ -1,0 +1,297 @@
+# MQ-Former against a fair Mask2Former, several seeds, on generated worlds.
+#
+# Both models are built at one size (ResNet-18 at a quarter width, 64-d, 2
+# encoder + 3 decoder layers, the same query total), with the same attention
+# paths, optimizer, clipping, batch, data, augmentation and wall-time budget
+# (configs/baselines/mask2former_tiny_shapes-panoptic.py against
+# configs/mqformer/mqformer_tiny_shapes-panoptic.py). Per run: train for
+# --minutes (learning rate x0.1 at 85% of it), choose each model's panoptic
+# thresholds on the world's calibration images (calibrate_thresholds.py),
+# then score the test images (the world's val split) at the chosen values:
+# PQ, PQ th, PQ st, mask AP, box AP (both models' boxes from their masks).
+#
+#   python tools/analysis_tools/fair_comparison.py [--worlds shapes crowded] \
+#       [--seeds 0 1 2] [--minutes 10] [--models mqformer mask2former] \
+#       [--store benchmarks/results/fair_comparison.json]
+#
+# Worlds (make_shapes_world.py presets): shapes (the demo's) and crowded
+# (COCO-like: 10-40 things of 60 names and 10 stuff names per image; both
+# models get 100 queries there: MQ-Former 25 learnable + 75 conditional).
+# Resumable: a run stored in --store is never repeated, so the runs can span
+# sessions; each row records the commit and date it ran on. The table gives
+# mean +- std and min-max over the seeds, and per score whether MQ-Former
+# wins (its range above Mask2Former's), loses (below) or ties (ranges
+# overlap). Run from the repository root, one at a time (CPU-bound).
+import argparse
+import copy
+import datetime
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SHAPES_ROOT = 'data/shapes_world/'  # what the shapes configs read
+WORLDS = dict(shapes='data/shapes_world', crowded='data/crowded_world')
+MODELS_CFG = dict(
+    mqformer=osp.join(REPO, 'configs', 'mqformer',
+                      'mqformer_tiny_shapes-panoptic.py'),
+    mqformer_multitask=osp.join(REPO, 'configs', 'mqformer',
+                                'mqformer_tiny_shapes-multitask.py'),
+    mask2former=osp.join(REPO, 'configs', 'baselines',
+                         'mask2former_tiny_shapes-panoptic.py'))
+NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
+             mqformer_multitask='MQ-Former tiny, multitask data',
+             mask2former='Mask2Former tiny (same size, kernels, recipe)')
+# the crowded world's query budget (same total for both models)
+CROWDED_QUERIES = dict(learnable=25, conditional=75, mask2former=100)
+MIN_SEEDS = 3  # a verdict needs at least this many seeds per model
+COLUMNS = [  # (header, metric key, scale)
+    ('PQ', 'coco_panoptic/PQ', 1), ('PQ th', 'coco_panoptic/PQ_th', 1),
+    ('PQ st', 'coco_panoptic/PQ_st', 1), ('mask AP', 'coco/segm_mAP', 100),
+    ('box AP', 'coco/bbox_mAP', 100)]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='MQ-Former vs a fair Mask2Former')
+    p.add_argument('--worlds', nargs='+', default=list(WORLDS),
+                   choices=list(WORLDS))
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--models', nargs='+', default=['mqformer', 'mask2former'],
+                   choices=list(MODELS_CFG))
+    p.add_argument('--minutes', type=float, default=10.0)
+    p.add_argument('--max-iters', type=int, default=100000)
+    p.add_argument('--lr-drop', type=float, default=0.85)
+    p.add_argument('--train-images', type=int, default=200)
+    p.add_argument('--val-images', type=int, default=200,
+                   help='test images (the world\'s val split)')
+    p.add_argument('--calib-images', type=int, default=100,
+                   help='validation images the thresholds are chosen on')
+    p.add_argument('--store', default='benchmarks/results/fair_comparison.json')
+    p.add_argument('--work-dir', default='work_dirs/fair_comparison')
+    p.add_argument('--table-only', action='store_true',
+                   help='print the table of the stored runs and stop')
+    return p.parse_args(argv)
+
+
+def world_classes(root):
+    """(things, stuff) names of a generated world, from its panoptic json."""
+    cats = json.load(open(osp.join(root, 'annotations',
+                                   'panoptic_val.json')))['categories']
+    return ([c['name'] for c in cats if c['isthing']],
+            [c['name'] for c in cats if not c['isthing']])
+
+
+def on_world(cfg, root, things, stuff, shapes_things, shapes_stuff):
+    """Point a shapes-world config at the world ``root``: paths under
+    data/shapes_world/ and the class lists (things, stuff, both) are
+    replaced in place, Mask2Former's class counts set. Returns cfg."""
+    prefix = root.rstrip('/') + '/'
+    lists = {tuple(shapes_things): things, tuple(shapes_stuff): stuff,
+             tuple(shapes_things + shapes_stuff): things + stuff}
+
+    def fix(v):
+        if isinstance(v, str) and v.startswith(SHAPES_ROOT):
+            return prefix + v[len(SHAPES_ROOT):]
+        if isinstance(v, (list, tuple)):
+            if all(isinstance(x, str) for x in v) and tuple(v) in lists:
+                return list(lists[tuple(v)])
+            return type(v)(fix(x) for x in v)
+        if hasattr(v, 'items'):
+            for k, x in list(v.items()):
+                v[k] = fix(x)
+        return v
+
+    fix(cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg)
+    model = cfg.model
+    if 'panoptic_head' in model:  # Mask2Former's fixed class count
+        nt, ns = len(things), len(stuff)
+        for head in (model.panoptic_head, model.panoptic_fusion_head):
+            head.num_things_classes, head.num_stuff_classes = nt, ns
+        model.panoptic_head.loss_cls.class_weight = [1.0] * (nt + ns) + [0.1]
+    return cfg
+
+
+def model_config(name, world):
+    """The training config of ``name`` on ``world`` (a WORLDS key)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    from mmengine.config import Config
+    cfg = Config.fromfile(MODELS_CFG[name])
+    if name != 'mask2former':
+        cfg = demo.text_encoder(cfg, 'minilm')
+    retarget(cfg, world)
+    if world == 'crowded':
+        if name == 'mask2former':
+            cfg.model.panoptic_head.num_queries = \
+                CROWDED_QUERIES['mask2former']
+        else:
+            cfg.model.num_learnable_queries = CROWDED_QUERIES['learnable']
+            cfg.model.num_conditional_queries = \
+                CROWDED_QUERIES['conditional']
+    return cfg
+
+
+def retarget(cfg, world):
+    if world == 'shapes':
+        return cfg
+    from mmengine.config import Config
+    base = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets',
+                                    'shapes_world_multitask.py'))
+    things, stuff = world_classes(WORLDS[world])
+    return on_world(cfg, WORLDS[world], things, stuff,
+                    list(base.shapes_things), list(base.shapes_stuff))
+
+
+def commit():
+    try:
+        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                              cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def score(metrics):
+    out = {}
+    for header, key, mult in COLUMNS:
+        v = metrics.get(key)
+        out[header] = None if v is None or v < 0 else float(v) * mult
+    return out
+
+
+def one_run(args, world, name, seed):
+    """Train ``name`` on ``world`` with ``seed``, choose its thresholds on
+    the calibration images, score the test images; the stored row."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    from mqformer.evaluation.threshold_calibration import calibrate
+    demo.LR_DROP[0] = args.lr_drop or None
+    cfg = model_config(name, world)
+    cfg.randomness = dict(seed=seed)
+    wd = osp.join(args.work_dir, world, name, f'seed{seed}')
+    runner, ckpt, iters, took = demo.train(cfg, wd, args.minutes,
+                                           args.max_iters)
+    if name == 'mask2former':
+        test_cfg = copy.deepcopy(cfg)
+        test_cfg.pop('randomness')
+        cal = calibrate(test_cfg, ckpt, work_dir=osp.join(wd, 'calib'))
+        runner.model.panoptic_fusion_head.test_cfg.update(cal['chosen'])
+        metrics = runner.test()
+    else:
+        pan = retarget(demo.eval_config('panoptic', cfg.model), world)
+        pan = demo.text_encoder(pan, 'minilm', training=False)
+        cal = calibrate(pan, ckpt, work_dir=osp.join(wd, 'calib'))
+        metrics = {}
+        for task in ('panoptic', 'instance'):
+            ecfg = retarget(demo.eval_config(task, cfg.model), world)
+            ecfg = demo.text_encoder(ecfg, 'minilm', training=False)
+            ecfg.model.test_cfg.update(cal['chosen'])
+            ecfg.work_dir = osp.join(wd, f'eval_{task}')
+            metrics.update(demo.score_checkpoint(ecfg, ckpt))
+    return dict(score(metrics), iters=iters, seconds=round(took),
+                minutes=args.minutes, thresholds=cal['chosen'],
+                calib_pq=round(cal['best'], 2),
+                calib_images=cal['num_images'], commit=commit(),
+                date=datetime.date.today().isoformat())
+
+
+def spread(vals):
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return statistics.mean(vals), sd, min(vals), max(vals)
+
+
+def verdict(ours, peer):
+    """win / lose where the seed ranges do not overlap, else tie."""
+    if min(ours) > max(peer):
+        return 'win'
+    if max(ours) < min(peer):
+        return 'lose'
+    return 'tie'
+
+
+def table(results, world, models):
+    heads = [h for h, *_ in COLUMNS]
+    lines = [f'World: {world}', '',
+             '| model | ' + ' | '.join(heads) + ' | seeds | iters | '
+             'thresholds (object_mask_thr / iou_thr) |',
+             '|---' * (len(heads) + 4) + '|']
+    runs = {}
+    for name in models:
+        rows = [v for k, v in sorted(results.items())
+                if k.startswith(f'{world}/{name}/')]
+        if not rows:
+            continue
+        runs[name] = rows
+        cells = []
+        for h in heads:
+            vals = [r[h] for r in rows if r[h] is not None]
+            if not vals:
+                cells.append('-')
+                continue
+            m, sd, lo, hi = spread(vals)
+            cells.append(f'{m:.1f} +- {sd:.1f} [{lo:.1f}-{hi:.1f}]')
+        it = spread([r['iters'] for r in rows])
+        thr = ', '.join(f'{r["thresholds"].get("object_mask_thr", "-")}/'
+                        f'{r["thresholds"].get("iou_thr", "-")}'
+                        for r in rows)
+        lines.append(f'| {NAMES[name]} | ' + ' | '.join(cells) +
+                     f' | {len(rows)} | {it[0]:.0f} [{it[2]}-{it[3]}] | '
+                     f'{thr} |')
+    if 'mqformer' in runs and 'mask2former' in runs:
+        v = []
+        for h in heads:
+            ours = [r[h] for r in runs['mqformer'] if r[h] is not None]
+            peer = [r[h] for r in runs['mask2former'] if r[h] is not None]
+            if ours and peer:
+                v.append(f'{h} {verdict(ours, peer)}')
+        n = min(len(runs['mqformer']), len(runs['mask2former']))
+        if n < MIN_SEEDS:
+            v = [f'no verdict below {MIN_SEEDS} seeds']
+        lines += ['', f'MQ-Former (panoptic data) against Mask2Former, '
+                  f'{n} seed(s): ' + ', '.join(v) +
+                  ' (win/lose only where the seed ranges do not overlap)']
+    return '\n'.join(lines)
+
+
+def save(results, store):
+    os.makedirs(osp.dirname(osp.abspath(store)), exist_ok=True)
+    with open(store + '.tmp', 'w') as f:  # a killed run leaves the old
+        json.dump(results, f, indent=1, sort_keys=True)
+    os.replace(store + '.tmp', store)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    results = json.load(open(args.store)) if osp.isfile(args.store) else {}
+    if not args.table_only:
+        sys.path.insert(0, osp.join(REPO, 'tools'))
+        import demo
+        for world in args.worlds:
+            demo.make_world(args.train_images, args.val_images,
+                            WORLDS[world], calib_images=args.calib_images,
+                            preset=world)
+        import mqformer  # noqa: F401
+        from mmdet.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        # seed by seed, so a partial table already compares both models
+        todo = [(w, m, s) for s in args.seeds for w in args.worlds
+                for m in args.models if f'{w}/{m}/seed{s}' not in results]
+        print(f'[fair] {len(todo)} runs to do, {len(results)} stored in '
+              f'{args.store}')
+        for k, (world, name, seed) in enumerate(todo):
+            print(f'[fair] run {k + 1}/{len(todo)}: {world} {name} seed '
+                  f'{seed}, {args.minutes} min')
+            results[f'{world}/{name}/seed{seed}'] = one_run(
+                args, world, name, seed)
+            save(results, args.store)
+    text = '\n\n'.join(table(results, w, args.models) for w in args.worlds)
+    print('\n' + text)
+    return results
+
+
+if __name__ == '__main__':
+    main()
