@@ -8,7 +8,9 @@
 # --minutes (learning rate x0.1 at 85% of it), choose each model's panoptic
 # thresholds on the world's calibration images (calibrate_thresholds.py),
 # then score the test images (the world's val split) at the chosen values:
-# PQ, PQ th, PQ st, mask AP, box AP (both models' boxes from their masks).
+# PQ, PQ th, PQ st, mask AP, box AP (both models' boxes from their masks),
+# and where the test segments are lost (lost_objects.py: found / lost in
+# merge / low score / wrong class / no mask), by one rule for both models.
 #
 #   python tools/analysis_tools/fair_comparison.py [--worlds shapes crowded] \
 #       [--seeds 0 1 2] [--minutes 10] [--models mqformer mask2former] \
@@ -175,15 +177,13 @@ def one_run(args, world, name, seed):
     runner, ckpt, iters, took = demo.train(cfg, wd, args.minutes,
                                            args.max_iters)
     if name == 'mask2former':
-        test_cfg = copy.deepcopy(cfg)
-        test_cfg.pop('randomness')
-        cal = calibrate(test_cfg, ckpt, work_dir=osp.join(wd, 'calib'))
+        cal = calibrate(panoptic_config(name, world, cfg), ckpt,
+                        work_dir=osp.join(wd, 'calib'))
         runner.model.panoptic_fusion_head.test_cfg.update(cal['chosen'])
         metrics = runner.test()
     else:
-        pan = retarget(demo.eval_config('panoptic', cfg.model), world)
-        pan = demo.text_encoder(pan, 'minilm', training=False)
-        cal = calibrate(pan, ckpt, work_dir=osp.join(wd, 'calib'))
+        cal = calibrate(panoptic_config(name, world, cfg), ckpt,
+                        work_dir=osp.join(wd, 'calib'))
         metrics = {}
         for task in ('panoptic', 'instance'):
             ecfg = retarget(demo.eval_config(task, cfg.model), world)
@@ -195,7 +195,30 @@ def one_run(args, world, name, seed):
                 minutes=args.minutes, thresholds=cal['chosen'],
                 calib_pq=round(cal['best'], 2),
                 calib_images=cal['num_images'], commit=commit(),
-                date=datetime.date.today().isoformat())
+                date=datetime.date.today().isoformat(),
+                lost=lost(name, world, cfg, ckpt, cal['chosen'], wd))
+
+
+def panoptic_config(name, world, cfg=None):
+    """The config that scores ``name``'s panoptic output on ``world``: its
+    calibration images (val_dataloader) and test images (test_dataloader).
+    ``cfg``: the training config (default: :func:`model_config`)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    cfg = copy.deepcopy(cfg or model_config(name, world))
+    if name == 'mask2former':
+        cfg.pop('randomness', None)
+        return cfg
+    pan = retarget(demo.eval_config('panoptic', cfg.model), world)
+    return demo.text_encoder(pan, 'minilm', training=False)
+
+
+def lost(name, world, cfg, ckpt, thresholds, wd):
+    """Where the test images' segments are lost (lost_objects.py) at the
+    chosen thresholds: {'thing': {stage: n}, 'stuff': ..., 'mask_iou'}."""
+    from mqformer.evaluation.lost_objects import count_lost
+    return count_lost(panoptic_config(name, world, cfg), ckpt, thresholds,
+                      work_dir=osp.join(wd, 'lost'))
 
 
 def spread(vals):
@@ -256,6 +279,51 @@ def table(results, world, models):
     return '\n'.join(lines)
 
 
+def seed_rows(results, world, models):
+    """One line per stored run of ``world``: scores, iterations, thresholds,
+    commit and date."""
+    heads = [h for h, *_ in COLUMNS]
+    lines = ['| model | seed | ' + ' | '.join(heads) + ' | iters | '
+             'thresholds | calib PQ | commit | date |',
+             '|---' * (len(heads) + 7) + '|']
+    for name in models:
+        for key, r in sorted(results.items()):
+            if not key.startswith(f'{world}/{name}/'):
+                continue
+            cells = ['-' if r[h] is None else f'{r[h]:.1f}' for h in heads]
+            thr = r['thresholds']
+            lines.append(
+                f'| {NAMES[name]} | {key.rsplit("seed", 1)[1]} | ' +
+                ' | '.join(cells) + f' | {r["iters"]} | '
+                f'{thr.get("object_mask_thr")} / {thr.get("iou_thr")} | '
+                f'{r.get("calib_pq", "-")} | {r["commit"]} | {r["date"]} |')
+    return '\n'.join(lines)
+
+
+def lost_table(results, world, models):
+    """The stages of lost_objects.py summed over each model's seeds."""
+    from mqformer.evaluation.lost_objects import STAGES, stages_table
+    rows = {}
+    for name in models:
+        runs = [v for k, v in sorted(results.items())
+                if k.startswith(f'{world}/{name}/') and 'lost' in v]
+        if not runs:
+            continue
+        rows[f'{NAMES[name]} ({len(runs)} seeds)'] = dict(
+            thing={s: sum(r['lost']['thing'][s] for r in runs)
+                   for s in STAGES},
+            stuff={s: sum(r['lost']['stuff'][s] for r in runs)
+                   for s in STAGES},
+            mask_iou={k: statistics.mean(r['lost']['mask_iou'][k]
+                                         for r in runs)
+                      for k in ('thing', 'stuff')})
+    if not rows:
+        return ''
+    return ('Where the test segments are lost (lost_objects.py, at the '
+            'chosen thresholds; shares of all seeds\' segments):\n\n' +
+            stages_table(rows))
+
+
 def save(results, store):
     os.makedirs(osp.dirname(osp.abspath(store)), exist_ok=True)
     with open(store + '.tmp', 'w') as f:  # a killed run leaves the old
@@ -288,7 +356,21 @@ def main(argv=None):
             results[f'{world}/{name}/seed{seed}'] = one_run(
                 args, world, name, seed)
             save(results, args.store)
-    text = '\n\n'.join(table(results, w, args.models) for w in args.worlds)
+        # runs stored before the stage counts existed, checkpoints kept
+        for key, row in sorted(results.items()):
+            world, name, seed = key.split('/')
+            ckpt = osp.join(args.work_dir, world, name, seed, 'final.pth')
+            if (world in args.worlds and name in args.models
+                    and 'lost' not in row and osp.isfile(ckpt)):
+                print(f'[fair] stage counts of {key}')
+                row['lost'] = lost(name, world, None, ckpt,
+                                   row['thresholds'],
+                                   osp.dirname(ckpt))
+                save(results, args.store)
+    text = '\n\n'.join(table(results, w, args.models) + '\n\n' +
+                         seed_rows(results, w, args.models) + '\n\n' +
+                         lost_table(results, w, args.models)
+                         for w in args.worlds)
     print('\n' + text)
     return results
 

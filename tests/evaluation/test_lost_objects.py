@@ -1,0 +1,78 @@
+"""lost_objects puts every ground-truth segment in the first stage that
+fits, by one rule for any fusion head."""
+import json
+import os.path as osp
+
+import numpy as np
+import torch
+
+
+def test_each_stage_is_counted_where_the_segment_is_lost(tmp_path):
+    import mqformer  # noqa: F401
+    from mqformer.evaluation.lost_objects import STAGES, lost_objects
+    from mqformer.evaluation.threshold_calibration import PostProcessCache
+    from mqformer.models.heads.mq_fusion_head import MQFusionHead
+    from mqformer.testing import ShapesWorld, write_coco_panoptic
+    ann = write_coco_panoptic(str(tmp_path), ShapesWorld(seed=2, max_objects=5,
+                                                         min_objects=4),
+                              1, 'val')
+    data = json.load(open(ann))
+    names = [c['name'] for c in data['categories']]
+    is_thing = [bool(c['isthing']) for c in data['categories']]
+    cat_name = {c['id']: c['name'] for c in data['categories']}
+    import cv2
+    png = osp.join(tmp_path, 'annotations', 'panoptic_val',
+                   data['annotations'][0]['file_name'])
+    rgb = cv2.imread(png)[..., ::-1].astype(np.int64)
+    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    segs = data['annotations'][0]['segments_info']
+    things = [s for s in segs if is_thing[names.index(cat_name[
+        s['category_id']])]]
+    stuff = [s for s in segs if s not in things]
+    assert len(things) >= 4 and stuff
+    h, w = ids.shape
+    masks, labels, logits = [], [], []
+
+    def query(mask, name, logit):
+        masks.append(torch.where(torch.from_numpy(mask), 12.0, -12.0))
+        labels.append(names.index(name))
+        logits.append(logit)
+    gt = {s['id']: ids == s['id'] for s in segs}
+    name = {s['id']: cat_name[s['category_id']] for s in segs}
+    for s in stuff:
+        query(gt[s['id']], name[s['id']], 4.0)
+    lost, wrong, low, nomask = things[:4]
+    for s in things[4:]:
+        query(gt[s['id']], name[s['id']], 4.0)  # found
+    # lost in merge: named right above the threshold, but a stuff query
+    # with a higher score claims its pixels as well
+    query(gt[lost['id']], name[lost['id']], 3.0)
+    masks[0] = torch.where(torch.from_numpy(gt[stuff[0]['id']] |
+                                            gt[lost['id']]), 12.0, -12.0)
+    logits[0] = 6.0
+    other = next(n for n in names if is_thing[names.index(n)]
+                 and n != name[wrong['id']])
+    query(gt[wrong['id']], other, 4.0)  # wrong class
+    query(gt[low['id']], name[low['id']], -4.0)  # low score
+    # no mask: nothing covers `nomask`
+    N, T = len(masks), len(names)
+    cls = torch.full((N, T), -8.0)
+    cls[torch.arange(N), torch.tensor(labels)] = torch.tensor(logits)
+    meta = dict(img_path=osp.join(tmp_path, 'val', 'val_00000.jpg'),
+                ori_shape=(h, w), img_shape=(h, w), batch_input_shape=(h, w),
+                scale_factor=(1.0, 1.0), texts=names, text_is_thing=is_thing)
+    head = MQFusionHead(test_cfg=dict(panoptic_on=True, instance_on=False,
+                                      object_mask_thr=0.3))
+    cache = PostProcessCache.__new__(PostProcessCache)
+    cache.head, cache.model = head, None
+    cache.calls = [((cls, torch.zeros(N, 4), torch.stack(masks), meta, True),
+                    {})]
+    out = lost_objects(cache, ann, osp.dirname(png))
+    n_things = len(things)
+    assert out['thing'] == dict(zip(STAGES, (n_things - 4, 1, 1, 1, 1)))
+    # the stuff query that took the thing's pixels still covers its stuff
+    # unless the thing was most of it
+    assert sum(out['stuff'].values()) == len(stuff)
+    assert out['stuff']['found'] >= len(stuff) - 1
+    # every thing but `nomask` has a query mask equal to it
+    assert out['mask_iou']['thing'] >= (n_things - 1) / n_things - 1e-6
