@@ -177,14 +177,9 @@ def count_lost(cfg, checkpoint: str, thresholds: dict = None,
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io
-    from .threshold_calibration import PostProcessCache
+    from .threshold_calibration import PostProcessCache, panoptic_metric
     cfg = copy.deepcopy(cfg)
-    evals = cfg.test_evaluator
-    evals = evals if isinstance(evals, (list, tuple)) else [evals]
-    pan = [e for e in evals if e['type'] == 'CocoPanopticMetric']
-    if not pan:
-        raise ValueError('lost_objects: test_evaluator has no '
-                         'CocoPanopticMetric (ground truth)')
+    pan = panoptic_metric(cfg.test_evaluator, 'lost_objects: test_evaluator')
     cfg.work_dir = work_dir or cfg.get('work_dir') or 'work_dirs/lost'
     cfg.log_level = 'WARNING'
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -199,5 +194,5 @@ def count_lost(cfg, checkpoint: str, thresholds: dict = None,
     loader = runner.test_dataloader
     cache = PostProcessCache(runner.model).record(loader)
     classes = loader.dataset.metainfo.get('classes', ())
-    return lost_objects(cache, pan[0]['ann_file'], pan[0]['seg_prefix'],
+    return lost_objects(cache, pan['ann_file'], pan['seg_prefix'],
                         classes)

@@ -143,6 +143,17 @@ def sweep(cache: PostProcessCache, evaluator, grid: Dict[str, Sequence],
                 best=table[best]['metrics'][key], table=table)
 
 
+def panoptic_metric(evaluators, where: str) -> dict:
+    """The first ``CocoPanopticMetric`` config of ``evaluators`` (a dict or
+    a list of them); ``where`` names the config key in the error."""
+    evals = evaluators if isinstance(evaluators, (list, tuple)) else \
+        [evaluators]
+    evals = [e for e in evals if e['type'] == 'CocoPanopticMetric']
+    if not evals:
+        raise ValueError(f'{where} has no CocoPanopticMetric')
+    return evals[0]
+
+
 def dataset_img_paths(dataset) -> List[str]:
     """The image paths of an mmengine dataset (its data list)."""
     dataset.full_init()
@@ -168,13 +179,9 @@ def calibrate(cfg, checkpoint: str, grid: Dict[str, Sequence] = None,
     if cfg.get('val_dataloader') is None:
         raise ValueError('calibration needs val_dataloader/val_evaluator: '
                          'validation images disjoint from the test images')
-    evals = cfg.val_evaluator
-    evals = evals if isinstance(evals, (list, tuple)) else [evals]
-    evals = [e for e in evals if e['type'] == 'CocoPanopticMetric']
-    if not evals:
-        raise ValueError('calibration: val_evaluator has no '
-                         'CocoPanopticMetric to score the thresholds by')
-    cfg.val_evaluator = dict(evals[0], nproc=1)
+    cfg.val_evaluator = dict(
+        panoptic_metric(cfg.val_evaluator, 'calibration: val_evaluator'),
+        nproc=1)
     cfg.val_cfg = cfg.get('val_cfg') or dict(type='ValLoop')
     cfg.work_dir = work_dir or cfg.get('work_dir') or 'work_dirs/calibration'
     cfg.log_level = 'WARNING'
