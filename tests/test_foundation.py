@@ -58,7 +58,10 @@ def test_config_loads(path):
         assert cfg.default_scope == 'mmdet'
         assert 'mqformer' in cfg.custom_imports['imports']
         expected = 'Mask2Former' if '/baselines/' in path else 'MQFormer'
-        assert cfg.model.type == expected
+        model_type = cfg.model.type
+        if model_type == 'FastAttention':  # a peer built with our kernels
+            model_type = cfg.model.model_type
+        assert model_type == expected
 
 
 def test_mmcv_msda_cpu_matches_pytorch_reference():
