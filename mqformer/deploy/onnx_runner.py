@@ -99,9 +99,12 @@ class ONNXRunner:
         inputs, meta = self.preprocess(img)
         cls, boxes, masks = self.forward(inputs, vocab, meta['img_shape'])
         texts = list(vocab.texts)
+        # the layout [conditional | learnable] of the graph's outputs (fewer
+        # conditional queries than configured where the input has fewer
+        # valid proposals)
+        num_cond = cls.shape[1] - self.meta['num_learnable_queries']
         meta.update(img_path=path, texts=texts, text_type=vocab.text_type,
-                    task=task, num_conditional_queries=self.meta[
-                        'num_conditional_queries'],
+                    task=task, num_conditional_queries=num_cond,
                     text_is_thing=[t not in set(stuff_texts) for t in texts])
         sample = DetDataSample(metainfo=meta)
         head = self.fusion_head
@@ -116,8 +119,7 @@ class ONNXRunner:
             head.test_cfg.update(saved)
         inst = out.get('pred_instances')
         if inst is not None and 'query_index' in inst:
-            inst.query_learnable = inst.query_index >= self.meta[
-                'num_conditional_queries']
+            inst.query_learnable = inst.query_index >= num_cond
         for key, value in out.items():
             setattr(sample, key, value)
         return sample

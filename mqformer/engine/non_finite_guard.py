@@ -1,4 +1,5 @@
-"""Skip optimizer steps on non-finite losses; stop after too many in a row."""
+"""Skip optimizer steps on non-finite losses or gradients; stop after too
+many in a row."""
 import logging
 
 import torch
@@ -13,15 +14,18 @@ NONFINITE_TERMS = 'nonfinite_loss_terms'  # MessageHub runtime info key
 
 @OPTIM_WRAPPERS.register_module()
 class NonFiniteGuardOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` that never updates the weights with a NaN/inf loss.
+    """``OptimWrapper`` that never updates the weights with a NaN/inf loss
+    or gradient.
 
     A non-finite loss skips the step (no backward, gradients zeroed, the
     weights and optimizer state untouched) and logs the iteration and the
     loss terms that were not finite (the model writes them to the message
-    hub's ``nonfinite_loss_terms``; :class:`MQFormer` does). In a distributed
-    run the ranks agree first (one all-reduce of a flag), so all skip
-    together. ``max_consecutive`` skips in a row stop training with a clear
-    error. Other models work too; their log names no terms.
+    hub's ``nonfinite_loss_terms``; :class:`MQFormer` does). A finite loss
+    whose gradients are not finite (e.g. a square root at 0) is skipped the
+    same way after the backward, before clipping and the step. In a
+    distributed run the ranks agree first (one all-reduce of a flag), so all
+    skip together. ``max_consecutive`` skips in a row stop training with a
+    clear error. Other models work too; their log names no terms.
 
     Args:
         max_consecutive (int): non-finite steps in a row before training
@@ -34,31 +38,52 @@ class NonFiniteGuardOptimWrapper(OptimWrapper):
         self.num_skipped = 0
         self.consecutive = 0
 
+    @staticmethod
+    def all_finite(tensors) -> bool:
+        """Whether every tensor is finite on every rank."""
+        tensors = [t.detach() for t in tensors]
+        finite = torch.ones(1)
+        if tensors:
+            norms = torch.stack(torch._foreach_norm(tensors))
+            finite = torch.isfinite(norms).all().float().reshape(1).cpu()
+        if is_distributed():
+            finite = finite.to(tensors[0].device if tensors else 'cpu')
+            all_reduce(finite, op='min')
+        return finite.item() == 1
+
     def update_params(self, loss: torch.Tensor, step_kwargs=None,
                       zero_kwargs=None) -> None:
-        finite = torch.isfinite(loss.detach()).all().float().reshape(1)
-        if is_distributed():
-            all_reduce(finite, op='min')
-        if finite.item() == 1:
-            self.consecutive = 0
+        if self.all_finite([loss]):
             return super().update_params(loss, step_kwargs, zero_kwargs)
-        self.num_skipped += 1
-        self.consecutive += 1
         hub = MessageHub.get_current_instance()
-        it = hub.get_info('iter', -1) + 1
         terms = hub.get_info(NONFINITE_TERMS) or []
         where = ', '.join(terms) if terms else (
             'on another rank' if torch.isfinite(loss.detach()).all() else
             'the total loss')
         self.zero_grad(**(zero_kwargs or {}))
+        self.skipped(f'non-finite loss ({where})')
+
+    def step(self, **kwargs) -> None:
+        grads = [p.grad for group in self.optimizer.param_groups
+                 for p in group['params'] if p.grad is not None]
+        if self.all_finite(grads):
+            self.consecutive = 0
+            return super().step(**kwargs)
+        self.skipped('finite loss, non-finite gradients')
+
+    def skipped(self, what: str) -> None:
+        """Count a skipped step, log it, stop after too many in a row."""
+        self.num_skipped += 1
+        self.consecutive += 1
+        it = MessageHub.get_current_instance().get_info('iter', -1) + 1
         if self.consecutive >= self.max_consecutive:
             raise RuntimeError(
                 f'training stopped at iteration {it}: {self.consecutive} '
-                f'non-finite losses in a row (last: {where}); the weights '
+                f'non-finite steps in a row (last: {what}); the weights '
                 'were never updated with them. Lower the learning rate, '
                 'enable clip_grad, or check the data of these iterations.')
         print_log(
-            f'iteration {it}: non-finite loss ({where}): step skipped, '
+            f'iteration {it}: {what}: step skipped, '
             f'weights not updated ({self.consecutive} in a row, training '
             f'stops at {self.max_consecutive})', logger='current',
             level=logging.WARNING)

@@ -1,23 +1,39 @@
 """Resume a run bit for bit: the random states travel with the checkpoint."""
+import logging
 import random
 from typing import Optional
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from mmdet.registry import HOOKS
 
 
 def get_rng_states() -> dict:
-    return dict(python=random.getstate(), numpy=np.random.get_state(),
-                torch=torch.get_rng_state())
+    """Python's, numpy's, torch's CPU and (when present) every CUDA
+    device's random states."""
+    states = dict(python=random.getstate(), numpy=np.random.get_state(),
+                  torch=torch.get_rng_state())
+    if torch.cuda.is_available():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
 
 
 def set_rng_states(states: dict) -> None:
     random.setstate(states['python'])
     np.random.set_state(states['numpy'])
     torch.set_rng_state(states['torch'])
+    if states.get('cuda') and torch.cuda.is_available():
+        cuda = states['cuda']
+        if len(cuda) != torch.cuda.device_count():
+            print_log(f'resume: the checkpoint has the random states of '
+                      f'{len(cuda)} CUDA device(s), this machine '
+                      f'{torch.cuda.device_count()}: the common ones are '
+                      'restored', logger='current', level=logging.WARNING)
+        for i, state in enumerate(cuda[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, i)
 
 
 class _RestoreBeforeBatch:
@@ -47,9 +63,9 @@ class _RestoreBeforeBatch:
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Saves Python's, numpy's and torch's random states in every checkpoint
-    (``rng_states``) and restores them on resume right before the first
-    resumed batch is drawn: the denoising noise, caption and template
+    """Saves Python's, numpy's, torch's and CUDA's random states in every
+    checkpoint (``rng_states``) and restores them on resume right before
+    the first resumed batch is drawn: the denoising noise, caption and template
     draws, flips and point sampling continue exactly where the interrupted
     run was, so a killed run resumed with ``--resume`` ends with the same
     weights as an uninterrupted one (CPU, fixed seed, ``num_workers=0``;

@@ -23,6 +23,10 @@ class TimeBudgetHook(Hook):
     the budget every learning rate is multiplied by ``decay_factor`` (mmdet's
     multi-step schedule, placed in wall time).
 
+    The elapsed time and whether the rates were dropped travel with every
+    checkpoint (``meta.time_budget``): a resumed run continues the budget
+    where it was and never drops the rates a second time.
+
     Args:
         minutes (float): the training budget.
         decay_at (float, optional): fraction of the budget (0-1) at which the
@@ -41,13 +45,31 @@ class TimeBudgetHook(Hook):
         self.decay_factor = decay_factor
         self.decayed = False
         self.start = None
+        self.spent = 0.0  # seconds of the budget used before a resume
 
     def before_train(self, runner) -> None:
         self.start = time.perf_counter()
 
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['time_budget'] = dict(
+            elapsed=self.elapsed() if self.start is not None else self.spent,
+            decayed=self.decayed)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('meta', {}).get('time_budget')
+        if runner._resume and state:
+            self.spent = float(state['elapsed'])
+            self.decayed = bool(state['decayed'])
+            runner.logger.info(
+                f'time budget: resumed after {self.spent / 60:.1f} of '
+                f'{self.budget / 60:.1f} min'
+                + (', learning rates already dropped' if self.decayed
+                   else ''))
+
     def elapsed(self) -> float:
-        """Seconds since the start of training by rank 0's clock."""
-        elapsed = time.perf_counter() - self.start
+        """Seconds of training by rank 0's clock, counting the time before
+        a resume."""
+        elapsed = self.spent + time.perf_counter() - self.start
         if get_world_size() > 1:
             t = torch.tensor([elapsed], dtype=torch.float64)
             broadcast(t, src=0)

@@ -94,5 +94,29 @@ def test_too_many_in_a_row_stop_training_clearly(shapes_root, tmp_path):
     runner, _ = runner_for(shapes_root, tmp_path, range(1, 100), 20,
                            max_consecutive=3)
     with pytest.raises(RuntimeError, match=r'training stopped at iteration '
-                       r'4: 3 non-finite losses in a row \(last: .*loss_bbox'):
+                       r'4: 3 non-finite steps in a row \(last: .*loss_bbox'):
         runner.train()
+
+
+def test_a_finite_loss_with_non_finite_gradients_is_skipped():
+    """sqrt at 0: the loss is 0, its gradient inf. The weights and the
+    optimizer state stay; a finite gradient then steps again."""
+    from mqformer.engine import NonFiniteGuardOptimWrapper
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    wrapper = NonFiniteGuardOptimWrapper(
+        optimizer=opt, clip_grad=dict(max_norm=1.0), max_consecutive=3)
+    loss = torch.sqrt(w).sum()
+    assert torch.isfinite(loss)
+    wrapper.update_params(loss)
+    assert torch.equal(w.detach(), torch.zeros(2))
+    assert not opt.state.get(w)  # no step taken
+    assert wrapper.num_skipped == 1
+    assert w.grad is None or not w.grad.any()
+    wrapper.update_params((w - 1).pow(2).sum())
+    assert (w.detach() > 0).all() and wrapper.consecutive == 0
+    for _ in range(2):
+        wrapper.update_params(torch.sqrt(w - w.detach()).sum())
+    with pytest.raises(RuntimeError, match='3 non-finite steps in a row '
+                       r'\(last: finite loss, non-finite gradients'):
+        wrapper.update_params(torch.sqrt(w - w.detach()).sum())

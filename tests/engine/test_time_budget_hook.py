@@ -37,3 +37,37 @@ def test_decay_fraction_must_be_inside_the_budget():
     from mqformer.engine import TimeBudgetHook
     with pytest.raises(ValueError, match='decay_at'):
         TimeBudgetHook(minutes=1, decay_at=1.5)
+
+
+def test_a_resumed_run_continues_the_budget_and_never_drops_twice(
+        monkeypatch):
+    """The checkpoint saved after 40 s of a 60 s budget (rates dropped at
+    30 s) resumes at 40 s: the rates stay, training stops 20 s later."""
+    import mqformer  # noqa: F401
+    from mqformer.engine import TimeBudgetHook
+    from mqformer.engine import time_budget_hook as tbh
+    clock = [100.0]
+    monkeypatch.setattr(tbh.time, 'perf_counter', lambda: clock[0])
+    hook = TimeBudgetHook(minutes=1, decay_at=0.5, decay_factor=0.1)
+    runner, _ = fake_runner()
+    hook.before_train(runner)
+    clock[0] += 40
+    hook.after_train_iter(runner, 0)
+    assert runner.optim_wrapper.param_groups[0]['lr'] == pytest.approx(1e-4)
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    assert ckpt['meta']['time_budget'] == dict(elapsed=40.0, decayed=True)
+
+    resumed = TimeBudgetHook(minutes=1, decay_at=0.5, decay_factor=0.1)
+    runner2, _ = fake_runner(lr=1e-4)  # the optimizer state: already x0.1
+    runner2._resume = True
+    resumed.after_load_checkpoint(runner2, ckpt)
+    clock[0] = 500.0  # a new process: a new clock origin
+    resumed.before_train(runner2)
+    clock[0] += 15
+    resumed.after_train_iter(runner2, 0)
+    assert runner2.optim_wrapper.param_groups[0]['lr'] == pytest.approx(1e-4)
+    assert not runner2.train_loop.stop_training
+    clock[0] += 6  # 40 + 21 s > 60 s
+    resumed.after_train_iter(runner2, 0)
+    assert runner2.train_loop.stop_training

@@ -274,6 +274,30 @@ def test_panoptic_stuff_is_one_segment_things_get_separate_ids():
     assert 2 in ids  # void (T) where nothing was predicted
 
 
+def test_panoptic_stuff_duplicates_are_not_rivals_thing_duplicates_are():
+    """Two queries with one text cover the same region and each owns half
+    of it (left/right by score x mask): a stuff region stays whole, two
+    things that split a region both fall under ``iou_thr`` (0.8)."""
+    head = fusion(panoptic_on=True, instance_on=False, pano_temp=0,
+                  object_mask_thr=0.25, iou_thr=0.8)
+    h, w = 8, 8
+    masks = torch.full((2, h, w), -20.0)
+    masks[0, :, :] = 3.0
+    masks[1, :, :] = 3.0
+    masks[0, :, :4] = 4.0  # query 0 owns the left half, query 1 the right
+    masks[1, :, 4:] = 4.0
+    cls = torch.full((2, 1), 2.0)
+    for stuff in (True, False):
+        pan = head.panoptic(cls.sigmoid(), masks.sigmoid(), [not stuff])
+        seg = pan.sem_seg[0]
+        if stuff:
+            assert (seg == 0).all()  # one segment, every pixel
+            assert set(pan.query_index[0].unique().tolist()) <= {0, 1}
+        else:
+            assert (seg == 1).all()  # void: neither owns 80% of its mask
+            assert (pan.query_index[0] == -1).all()
+
+
 def imperfect(sample):
     """Perfect predictions with the last GT segment missing and the first
     mask shrunk by two rows."""

@@ -61,7 +61,8 @@ def test_masked_attention_reads_only_inside_the_mask():
     output as it was; inside the mask it moves. Denoising and conditional
     queries pass through the block unchanged."""
     layer = decoder().layers[0]
-    split = (2, 3, 2)
+    from mqformer.models.layers import QuerySplit
+    split = QuerySplit(2, 3, 2)
     torch.manual_seed(1)
     query, pos = torch.randn(1, 7, 64), torch.randn(1, 7, 64)
     memory = torch.randn(1, 10, 64)
@@ -107,6 +108,8 @@ def test_decoder_reads_one_level_per_layer_coarse_first():
 
 def test_masked_attention_without_mask_features_is_an_error():
     from mmdet.models.layers.transformer.utils import MLP
+
+    from mqformer.models.layers import QuerySplit
     dec = decoder()
     kw = dict(query=torch.randn(1, 5, 64), value=torch.randn(1, 21, 64),
               reference_points=torch.rand(1, 5, 4),
@@ -115,7 +118,7 @@ def test_masked_attention_without_mask_features_is_an_error():
               valid_ratios=torch.ones(1, 3, 2),
               reg_branches=nn.ModuleList(
                   [MLP(64, 64, 4, 2) for _ in dec.layers]),
-              query_split=(0, 3, 2))
+              query_split=QuerySplit(0, 3, 2))
     with pytest.raises(ValueError, match='masked_attn_cfg'):
         dec(**kw)
     hidden, _ = dec(**kw, mask_features=torch.randn(1, 64, 16, 16),

@@ -73,8 +73,9 @@ def test_dual_query_cross_attention_connects_the_sets(mode):
     Self-attention between the two groups is blocked, so only dual-query
     cross-attention can carry the change to the first 6 queries."""
     layer = _layer(with_dual=mode == 'mixed')
-    split = dict(mixed=(0, 6, 4), conditional=(0, 10, 0),
-                 learnable=(0, 0, 10))[mode]
+    from mqformer.models.layers import QuerySplit
+    split = QuerySplit(*dict(mixed=(0, 6, 4), conditional=(0, 10, 0),
+                             learnable=(0, 0, 10))[mode])
     C, B, N = layer.embed_dims, 1, 10
     torch.manual_seed(1)
     query, pos = torch.randn(B, N, C), torch.randn(B, N, C)
@@ -474,3 +475,33 @@ def test_trains_on_edge_cases(case):
     if case == 'no_masks':
         assert losses['loss_mask'].item() == 0
     assert model.bbox_head.cls_embed.weight.grad is not None
+
+
+def test_an_input_with_fewer_proposals_than_conditional_queries():
+    """A 16 x 16 image has fewer valid encoder proposals than the 20
+    conditional queries: no padding or border proposal (-inf) is selected,
+    the layout (QuerySplit) says how many conditional queries there are,
+    and the predictions' query types follow it."""
+    model = build_model('mixed').eval()
+    data = preprocess(model, batch(size=(16, 16)), False)
+    picked = {}
+    topk = model.topk_proposals
+
+    def spy(enc_class, text_mask, output_proposals, *args, **kwargs):
+        idx = topk(enc_class, text_mask, output_proposals, *args, **kwargs)
+        picked['valid'] = torch.isfinite(output_proposals).all(-1)
+        picked['idx'] = idx
+        return idx
+    model.topk_proposals = spy
+    with torch.no_grad():
+        results = model.predict(data['inputs'], data['data_samples'])
+    valid, idx = picked['valid'], picked['idx']
+    n_valid = int(valid.sum(1).min())
+    assert n_valid < model.num_conditional  # the case under test
+    assert idx.shape == (2, n_valid)
+    assert torch.gather(valid, 1, idx).all()
+    for res in results:
+        assert res.metainfo['num_conditional_queries'] == n_valid
+        inst = res.pred_instances
+        assert torch.equal(inst.query_learnable, inst.query_index >= n_valid)
+        assert inst.query_index.max() < n_valid + model.num_learnable

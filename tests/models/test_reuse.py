@@ -1,4 +1,5 @@
 """MQ-Former parts reused outside MQFormer, by config alone."""
+import copy
 import math
 
 import pytest
@@ -10,6 +11,8 @@ from conftest import REPO, tiny_cfg
 def test_decoder_and_head_build_from_dicts_and_run_on_tensors():
     import mqformer  # noqa: F401
     from mmdet.registry import MODELS
+
+    from mqformer.models.layers import QuerySplit
     C, B, N, T, L = 32, 2, 7, 5, 2
     decoder = MODELS.build(dict(
         type='MixedQueryDecoder', num_layers=L, return_intermediate=True,
@@ -28,7 +31,7 @@ def test_decoder_and_head_build_from_dicts_and_run_on_tensors():
         reference_points=torch.rand(B, N, 4),
         spatial_shapes=shapes, level_start_index=torch.tensor([0, 64]),
         valid_ratios=torch.ones(B, 2, 2), reg_branches=head.reg_branches,
-        query_split=(0, 4, 3))
+        query_split=QuerySplit(0, 4, 3))
     assert hidden.shape == (L, B, N, C) and refs.shape == (L + 1, B, N, 4)
     cls, boxes, masks = head(hidden, refs, torch.randn(B, C, 16, 16),
                              torch.randn(B, T, C))
@@ -100,10 +103,22 @@ def test_cpu_deformable_attention_equals_mmcv_and_converts_any_model():
               level_start_index=torch.cat([shapes.new_zeros(1),
                                            shapes.prod(1).cumsum(0)[:-1]]))
     torch.testing.assert_close(holder[0](**kw), ref(**kw))
-    # the stock function is back after the call
+    boxes = dict(kw, reference_points=torch.rand(B, Q, 3, 4))
+    torch.testing.assert_close(holder[0](**boxes), ref(**boxes))
+    # ours never goes through mmcv's module-level function
     import mmcv.ops.multi_scale_deform_attn as mmcv_msda
-    assert mmcv_msda.multi_scale_deformable_attn_pytorch is \
-        multi_scale_deformable_attn_pytorch
+
+    def refuse(*args):
+        raise AssertionError('the module-level function was used')
+    expected = ref(**kw)
+    mmcv_msda.multi_scale_deformable_attn_pytorch = refuse
+    try:
+        torch.testing.assert_close(holder[0](**kw), expected)
+        with pytest.raises(AssertionError, match='module-level'):
+            ref(**kw)
+    finally:
+        mmcv_msda.multi_scale_deformable_attn_pytorch = \
+            multi_scale_deformable_attn_pytorch
 
     from mmengine.config import Config
     from mmdet.registry import MODELS
@@ -121,6 +136,44 @@ def test_cpu_deformable_attention_equals_mmcv_and_converts_any_model():
     kinds = {type(m) for m in model.modules()}
     assert CPUMultiScaleDeformableAttention in kinds
     assert MultiScaleDeformableAttention not in kinds
+
+
+def test_stock_and_converted_attention_in_two_threads():
+    """A stock mmcv module and a converted one, run by two threads at once,
+    each give its single-threaded output every time."""
+    import threading
+
+    from mmcv.ops import MultiScaleDeformableAttention
+
+    from mqformer.models.layers.deformable_attention import \
+        use_cpu_deformable_attention
+    torch.manual_seed(0)
+    stock = MultiScaleDeformableAttention(embed_dims=8, num_heads=2,
+                                          num_levels=2,
+                                          batch_first=True).eval()
+    ours = copy.deepcopy(stock)
+    use_cpu_deformable_attention(torch.nn.Sequential(ours))
+    shapes = torch.tensor([[6, 5], [3, 3]])
+    kw = dict(query=torch.randn(2, 7, 8), value=torch.randn(2, 39, 8),
+              reference_points=torch.rand(2, 7, 2, 2), spatial_shapes=shapes,
+              level_start_index=torch.tensor([0, 30]))
+    with torch.no_grad():
+        want = {m: m(**kw) for m in (stock, ours)}
+    bad = []
+
+    def run(m):
+        with torch.no_grad():
+            for _ in range(200):
+                if not torch.equal(m(**kw), want[m]):
+                    bad.append(type(m).__name__)
+    threads = [threading.Thread(target=run, args=(m, ))
+               for m in (stock, ours)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+    torch.testing.assert_close(want[ours], want[stock])
 
 
 @pytest.mark.parametrize('batch_first', [True, False])

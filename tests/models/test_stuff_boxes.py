@@ -144,3 +144,42 @@ def test_text_is_thing_shorter_than_the_texts_is_an_error():
     sample.set_metainfo(dict(text_is_thing=[True]))
     with pytest.raises(ValueError, match='shapes_0.jpg.*text_is_thing'):
         model.bbox_head.preprocess_gt([sample])
+
+
+def test_boxes_of_the_wrong_length_are_an_error_naming_the_sample():
+    model = build_model('mixed')
+    data = preprocess(model, batch(num_images=1), True)
+    from mmengine.structures import BaseDataElement
+    sample = copy.deepcopy(data['data_samples'][0])
+    gt = sample.gt_instances
+    # InstanceData refuses it; a custom structure or transform may not
+    BaseDataElement.__setattr__(gt, 'bboxes', gt.bboxes[:-1])
+    with pytest.raises(ValueError, match='shapes_0.jpg.*boxes for'):
+        model.bbox_head.preprocess_gt([sample])
+
+
+def test_a_sample_without_thing_flags_is_said_once(monkeypatch):
+    """No text_is_thing: every text is a thing, and the log says so once,
+    naming the sample (panoptic merge and decoupled stuff boxes)."""
+    from mqformer.models.heads import mq_fusion_head
+    said = []
+    monkeypatch.setattr(mq_fusion_head, 'print_log',
+                        lambda msg, **kw: said.append(msg))
+    monkeypatch.setattr(mq_fusion_head, '_WARNED', set())
+    model = build_model('mixed', bbox_head=dict(decouple_stuff_boxes=True))
+    data = preprocess(model, batch(num_images=2), True)
+    from mmdet.structures import DetDataSample
+    samples = []
+    for b, s in enumerate(data['data_samples']):
+        meta = {k: v for k, v in s.metainfo.items() if k != 'text_is_thing'}
+        new = DetDataSample(metainfo=dict(meta, img_path=f'no_flags_{b}.jpg'))
+        new.gt_instances = s.gt_instances
+        samples.append(new)
+    gts, _ = model.bbox_head.preprocess_gt(samples)
+    assert all(gt.is_thing.all() for gt in gts)
+    assert len(said) == 1 and 'no_flags_' in said[0]
+    assert 'text_is_thing' in said[0]
+    assert mq_fusion_head.text_is_thing({'text_is_thing': [False]}, 1,
+                                        'panoptic') == [False]
+    assert mq_fusion_head.text_is_thing({}, 2, 'panoptic') == [True, True]
+    assert len(said) == 2  # once per place

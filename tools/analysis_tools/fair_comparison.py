@@ -73,6 +73,11 @@ def parse_args(argv=None):
                    help='validation images the thresholds are chosen on')
     p.add_argument('--store', default='benchmarks/results/fair_comparison.json')
     p.add_argument('--work-dir', default='work_dirs/fair_comparison')
+    p.add_argument('--rescore', action='store_true',
+                   help='score the kept checkpoints of the stored runs '
+                   '(--worlds, --models, --seeds) again with the current '
+                   'code (post-processing changes); the old rows stay as '
+                   'name@commit')
     p.add_argument('--table-only', action='store_true',
                    help='print the table of the stored runs and stop')
     return p.parse_args(argv)
@@ -169,21 +174,32 @@ def one_run(args, world, name, seed):
     the calibration images, score the test images; the stored row."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo
-    from mqformer.evaluation.threshold_calibration import calibrate
     demo.LR_DROP[0] = args.lr_drop or None
     cfg = model_config(name, world)
     cfg.randomness = dict(seed=seed)
     wd = osp.join(args.work_dir, world, name, f'seed{seed}')
-    runner, ckpt, iters, took = demo.train(cfg, wd, args.minutes,
-                                           args.max_iters)
+    _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters)
+    return dict(score_checkpoint(world, name, cfg, ckpt, wd),
+                iters=iters, seconds=round(took), minutes=args.minutes)
+
+
+def score_checkpoint(world, name, cfg, ckpt, wd):
+    """Thresholds chosen on the calibration images, then the test scores,
+    the stage counts, commit and date of the checkpoint ``ckpt`` of
+    ``name`` (training config ``cfg``; default :func:`model_config`)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    from mqformer.evaluation.threshold_calibration import calibrate
+    cfg = cfg or model_config(name, world)
+    cal = calibrate(panoptic_config(name, world, cfg), ckpt,
+                    work_dir=osp.join(wd, 'calib'))
     if name == 'mask2former':
-        cal = calibrate(panoptic_config(name, world, cfg), ckpt,
-                        work_dir=osp.join(wd, 'calib'))
-        runner.model.panoptic_fusion_head.test_cfg.update(cal['chosen'])
-        metrics = runner.test()
+        ecfg = copy.deepcopy(cfg)
+        ecfg.pop('randomness', None)
+        ecfg.model.panoptic_fusion_head.test_cfg.update(cal['chosen'])
+        ecfg.work_dir = osp.join(wd, 'eval_panoptic')
+        metrics = demo.score_checkpoint(ecfg, ckpt)
     else:
-        cal = calibrate(panoptic_config(name, world, cfg), ckpt,
-                        work_dir=osp.join(wd, 'calib'))
         metrics = {}
         for task in ('panoptic', 'instance'):
             ecfg = retarget(demo.eval_config(task, cfg.model), world)
@@ -191,12 +207,28 @@ def one_run(args, world, name, seed):
             ecfg.model.test_cfg.update(cal['chosen'])
             ecfg.work_dir = osp.join(wd, f'eval_{task}')
             metrics.update(demo.score_checkpoint(ecfg, ckpt))
-    return dict(score(metrics), iters=iters, seconds=round(took),
-                minutes=args.minutes, thresholds=cal['chosen'],
+    return dict(score(metrics), thresholds=cal['chosen'],
                 calib_pq=round(cal['best'], 2),
                 calib_images=cal['num_images'], commit=commit(),
                 date=datetime.date.today().isoformat(),
                 lost=lost(name, world, cfg, ckpt, cal['chosen'], wd))
+
+
+def rescore(results, key, work_dir):
+    """Score the kept checkpoint of the stored run ``key`` with the current
+    code (a post-processing change needs no retraining: same weights, same
+    seeds). The old row stays as ``world/name@commit/seedN``."""
+    world, name, seed = key.split('/')
+    old = results[key]
+    wd = osp.join(work_dir, world, name, seed)
+    ckpt = osp.join(wd, 'final.pth')
+    if not osp.isfile(ckpt):
+        raise FileNotFoundError(f'{key}: no checkpoint {ckpt} to rescore')
+    results.setdefault(f'{world}/{name}@{old["commit"]}/{seed}', old)
+    new = score_checkpoint(world, name, None, ckpt, wd)
+    return dict(new, iters=old['iters'], seconds=old['seconds'],
+                minutes=old['minutes'],
+                trained_commit=old.get('trained_commit', old['commit']))
 
 
 def panoptic_config(name, world, cfg=None):
@@ -235,6 +267,18 @@ def verdict(ours, peer):
     return 'tie'
 
 
+def variants(results, world, models):
+    """(label, key prefix) of each row group of ``world``: every model in
+    ``models``, then the rows it had before a rescore (``name@commit``)."""
+    out = [(NAMES[name], f'{world}/{name}/') for name in models]
+    for name in models:
+        old = sorted({k.split('/')[1] for k in results
+                      if k.startswith(f'{world}/{name}@')})
+        out += [(f'{NAMES[name]}, scored at {v.split("@")[1]}',
+                 f'{world}/{v}/') for v in old]
+    return out
+
+
 def table(results, world, models):
     heads = [h for h, *_ in COLUMNS]
     lines = [f'World: {world}', '',
@@ -242,12 +286,11 @@ def table(results, world, models):
              'thresholds (object_mask_thr / iou_thr) |',
              '|---' * (len(heads) + 4) + '|']
     runs = {}
-    for name in models:
-        rows = [v for k, v in sorted(results.items())
-                if k.startswith(f'{world}/{name}/')]
+    for label, prefix in variants(results, world, models):
+        rows = [v for k, v in sorted(results.items()) if k.startswith(prefix)]
         if not rows:
             continue
-        runs[name] = rows
+        runs[prefix.split('/')[1]] = rows
         cells = []
         for h in heads:
             vals = [r[h] for r in rows if r[h] is not None]
@@ -260,7 +303,7 @@ def table(results, world, models):
         thr = ', '.join(f'{r["thresholds"].get("object_mask_thr", "-")}/'
                         f'{r["thresholds"].get("iou_thr", "-")}'
                         for r in rows)
-        lines.append(f'| {NAMES[name]} | ' + ' | '.join(cells) +
+        lines.append(f'| {label} | ' + ' | '.join(cells) +
                      f' | {len(rows)} | {it[0]:.0f} [{it[2]}-{it[3]}] | '
                      f'{thr} |')
     if 'mqformer' in runs and 'mask2former' in runs:
@@ -276,6 +319,25 @@ def table(results, world, models):
         lines += ['', f'MQ-Former (panoptic data) against Mask2Former, '
                   f'{n} seed(s): ' + ', '.join(v) +
                   ' (win/lose only where the seed ranges do not overlap)']
+    for old in [k for k in runs if '@' in k]:
+        name = old.split('@')[0]
+        before = {k.rsplit('/', 1)[1]: v for k, v in results.items()
+                  if k.startswith(f'{world}/{old}/')}
+        after = {k.rsplit('/', 1)[1]: v for k, v in results.items()
+                 if k.startswith(f'{world}/{name}/')}
+        seeds = sorted(set(before) & set(after))
+        if not seeds:
+            continue
+        deltas = []
+        for h in heads:
+            d = [after[s][h] - before[s][h] for s in seeds
+                 if after[s][h] is not None and before[s][h] is not None]
+            if d:
+                deltas.append(f'{h} {statistics.mean(d):+.1f} '
+                              f'[{min(d):+.1f} to {max(d):+.1f}]')
+        lines += ['', f'{NAMES[name]} now against scored at '
+                  f'{old.split("@")[1]}, same checkpoints, {len(seeds)} '
+                  'seed(s), change per seed: ' + ', '.join(deltas)]
     return '\n'.join(lines)
 
 
@@ -286,14 +348,14 @@ def seed_rows(results, world, models):
     lines = ['| model | seed | ' + ' | '.join(heads) + ' | iters | '
              'thresholds | calib PQ | commit | date |',
              '|---' * (len(heads) + 7) + '|']
-    for name in models:
+    for label, prefix in variants(results, world, models):
         for key, r in sorted(results.items()):
-            if not key.startswith(f'{world}/{name}/'):
+            if not key.startswith(prefix):
                 continue
             cells = ['-' if r[h] is None else f'{r[h]:.1f}' for h in heads]
             thr = r['thresholds']
             lines.append(
-                f'| {NAMES[name]} | {key.rsplit("seed", 1)[1]} | ' +
+                f'| {label} | {key.rsplit("seed", 1)[1]} | ' +
                 ' | '.join(cells) + f' | {r["iters"]} | '
                 f'{thr.get("object_mask_thr")} / {thr.get("iou_thr")} | '
                 f'{r.get("calib_pq", "-")} | {r["commit"]} | {r["date"]} |')
@@ -304,12 +366,12 @@ def lost_table(results, world, models):
     """The stages of lost_objects.py summed over each model's seeds."""
     from mqformer.evaluation.lost_objects import STAGES, stages_table
     rows = {}
-    for name in models:
+    for label, prefix in variants(results, world, models):
         runs = [v for k, v in sorted(results.items())
-                if k.startswith(f'{world}/{name}/') and 'lost' in v]
+                if k.startswith(prefix) and 'lost' in v]
         if not runs:
             continue
-        rows[f'{NAMES[name]} ({len(runs)} seeds)'] = dict(
+        rows[f'{label} ({len(runs)} seeds)'] = dict(
             thing={s: sum(r['lost']['thing'][s] for r in runs)
                    for s in STAGES},
             stuff={s: sum(r['lost']['stuff'][s] for r in runs)
@@ -356,6 +418,14 @@ def main(argv=None):
             results[f'{world}/{name}/seed{seed}'] = one_run(
                 args, world, name, seed)
             save(results, args.store)
+        if args.rescore:
+            now = commit()
+            for key in [f'{w}/{m}/seed{s}' for s in args.seeds
+                        for w in args.worlds for m in args.models]:
+                if key in results and results[key]['commit'] != now:
+                    print(f'[fair] rescoring {key} at {now}')
+                    results[key] = rescore(results, key, args.work_dir)
+                    save(results, args.store)
         # runs stored before the stage counts existed, checkpoints kept
         for key, row in sorted(results.items()):
             world, name, seed = key.split('/')

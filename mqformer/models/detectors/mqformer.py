@@ -373,7 +373,11 @@ class MQFormer(DetectionTransformer):
         scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
         scores = scores.masked_fill(
             torch.isinf(output_proposals).any(-1), float('-inf'))
-        k = min(self.num_conditional, scores.size(1))
+        # never a padding or border proposal: an image with fewer valid
+        # proposals than N_c gets fewer conditional queries (the batch's
+        # smallest count; QuerySplit carries it)
+        k = min(self.num_conditional,
+                int(torch.isfinite(scores).sum(1).min()))
         if self.dqs_cfg is None:
             return scores.topk(k, dim=1)[1]
         with torch.no_grad():
@@ -603,24 +607,21 @@ class MQFormer(DetectionTransformer):
         head_inputs = self.forward_transformer(
             self.extract_feat(batch_inputs), batch_data_samples)
         cls, boxes, masks = self.bbox_head.predict(**head_inputs)
+        split = head_inputs['query_split']
         num_texts = head_inputs['text_mask'].sum(1).tolist()
         for b, sample in enumerate(batch_data_samples):
             out = self.fusion_head.predict(cls[b, :, :num_texts[b]], boxes[b],
                                            masks[b], sample.metainfo, rescale)
             inst = out.get('pred_instances')
             if inst is not None and 'query_index' in inst:
-                inst.query_learnable = self.is_learnable(inst.query_index)
+                inst.query_learnable = inst.query_index >= \
+                    split.num_conditional
             for key, value in out.items():
                 setattr(sample, key, value)
             # matching queries are laid out [conditional | learnable]
             sample.set_metainfo(
-                dict(num_conditional_queries=self.num_conditional))
+                dict(num_conditional_queries=split.num_conditional))
         return batch_data_samples
-
-    def is_learnable(self, query_index: Tensor) -> Tensor:
-        """(K, ) matching-query indices -> (K, ) bool, True for learnable
-        queries (the predictions are laid out [conditional | learnable])."""
-        return query_index >= self.num_conditional
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: OptSampleList = None) -> Tuple[Tensor]:

@@ -1,8 +1,10 @@
 """MQFusionHead: one set of query predictions -> the outputs of every task."""
+import logging
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
@@ -15,6 +17,24 @@ from mmdet.utils import OptConfigType
 
 TASKS = ('instance', 'semantic', 'panoptic', 'referring', 'foreground',
          'detection')
+_WARNED = set()
+
+
+def text_is_thing(meta: dict, num_texts: int, where: str) -> List[bool]:
+    """The sample's thing/stuff flag per text. Without ``text_is_thing``
+    every text is a thing, said once per ``where`` with the sample named."""
+    flags = meta.get('text_is_thing')
+    if flags is not None:
+        return list(flags)
+    if where not in _WARNED:
+        _WARNED.add(where)
+        print_log(
+            f'{where}: {meta.get("img_path", "a sample")} has no '
+            '"text_is_thing" in its metainfo: every text is taken for a '
+            'thing (stuff is split into instances). The unified text-label '
+            'transform sets it from the dataset\'s stuff classes. Said once.',
+            logger='current', level=logging.WARNING)
+    return [True] * num_texts
 
 
 @MODELS.register_module()
@@ -107,7 +127,7 @@ class MQFusionHead(BaseModule):
         if on['semantic']:
             out['pred_sem_seg'] = self.semantic(probs, all_masks)
         if on['panoptic']:
-            is_thing = img_meta.get('text_is_thing') or [True] * probs.size(1)
+            is_thing = text_is_thing(img_meta, probs.size(1), 'panoptic')
             keep = self.panoptic_candidates(probs)
             out['pred_panoptic_seg'] = self.panoptic(
                 probs[keep], masks_of(keep), is_thing, query_index=keep)
@@ -219,6 +239,14 @@ class MQFusionHead(BaseModule):
                  query_index: Optional[Tensor] = None) -> PixelData:
         """MaskDINO-style panoptic merging; void is ``T`` (number of texts).
 
+        Each pixel goes to the kept query with the largest score x mask
+        probability (its ``owner``). A thing query keeps its owned pixels
+        if they are at least ``iou_thr`` of its binary mask. A stuff text
+        makes one segment, so its duplicates are not each other's rivals:
+        a stuff query is kept if at least ``iou_thr`` of its binary mask is
+        owned by queries of its text (with the thing rule, duplicates that
+        split a region each fall under ``iou_thr`` and the region is lost).
+
         Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
         (1, H, W): the query that made each pixel's segment (-1 for void;
         ``query_index`` (N', ) maps the rows of ``probs`` to query ids).
@@ -239,22 +267,26 @@ class MQFusionHead(BaseModule):
         query_index = query_index[keep]
         if len(scores):
             owner = (scores[:, None, None] * masks).argmax(0)
-            mask_thr = self.test_cfg.get('mask_thr', 0.5)
+            owner_label = labels[owner]  # (H, W)
+            binary = masks >= self.test_cfg.get('mask_thr', 0.5)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
             instance_id = 1
             for k in scores.argsort(descending=True).tolist():
                 label = int(labels[k])
-                region = (owner == k) & (masks[k] >= mask_thr)
-                area, original = region.sum().item(), (
-                    masks[k] >= mask_thr).sum().item()
+                if is_thing[label]:
+                    region = (owner == k) & binary[k]
+                else:
+                    region = (owner_label == label) & binary[k]
+                area, original = region.sum().item(), binary[k].sum().item()
                 if area == 0 or original == 0 or area / original < iou_thr:
                     continue
                 if is_thing[label]:
                     pan[region] = label + instance_id * INSTANCE_OFFSET
                     instance_id += 1
+                    qmap[region] = query_index[k]
                 else:  # one segment per stuff text
                     pan[region] = label
-                qmap[region] = query_index[k]
+                    qmap[region & (qmap < 0)] = query_index[k]
         return PixelData(sem_seg=pan[None], query_index=qmap[None])
 
     def referring(self, probs: Tensor, boxes: Tensor,

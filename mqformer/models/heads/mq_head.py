@@ -20,6 +20,7 @@ from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
 from ..layers import QuerySplit
 from ..task_modules import thing_box_costs
+from .mq_fusion_head import text_is_thing
 
 MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost',
               'BinaryCrossEntropyLossCost')
@@ -227,7 +228,11 @@ class MQHead(BaseModule):
             else:
                 masks = None
             bboxes = gt.get('bboxes', None)
-            if bboxes is None or len(bboxes) != len(labels):
+            if bboxes is not None and len(bboxes) != len(labels):
+                raise ValueError(
+                    f'{meta.get("img_path", "sample")}: gt_instances has '
+                    f'{len(bboxes)} boxes for {len(labels)} labels')
+            if bboxes is None:
                 if masks is None:
                     raise ValueError(
                         f'{meta.get("img_path", "sample")}: instances need '
@@ -247,9 +252,10 @@ class MQHead(BaseModule):
     @staticmethod
     def gt_is_thing(labels: Tensor, meta: dict) -> Tensor:
         """(M, ) bool: the thing/stuff flag of each ground truth's text."""
-        flags = meta.get('text_is_thing', None)
-        if flags is None:
+        if meta.get('text_is_thing') is None:  # all things, said once
+            text_is_thing(meta, 0, 'decouple_stuff_boxes')
             return torch.ones_like(labels, dtype=torch.bool)
+        flags = meta['text_is_thing']
         if len(labels) and int(labels.max()) >= len(flags):
             raise ValueError(
                 f'{meta.get("img_path", "sample")}: text_is_thing has '
@@ -397,7 +403,7 @@ class MQHead(BaseModule):
     def loss(self, hidden_states: Tensor, references: Tensor,
              mask_features: Tensor, text_embeds: Tensor, text_mask: Tensor,
              batch_data_samples: SampleList,
-             query_split: Optional[QuerySplit] = None,
+             query_split: QuerySplit,
              enc_outputs_class: Optional[Tensor] = None,
              enc_outputs_coord: Optional[Tensor] = None,
              enc_outputs_mask_embed: Optional[Tensor] = None,
@@ -408,9 +414,8 @@ class MQHead(BaseModule):
             hidden_states, references, mask_features, text_embeds: as in
                 :meth:`forward`.
             text_mask (Tensor): (B, T) True for real texts.
-            query_split (QuerySplit, optional): the query layout; without it
-                the first ``dn_meta['num_denoising_queries']`` queries are
-                denoising queries and the rest matching ones.
+            query_split (QuerySplit): the query layout the selection made
+                (``[denoising | conditional | learnable]``).
             enc_outputs_class (Tensor, optional): top-k encoder proposal
                 logits (B, K, T).
             enc_outputs_coord (Tensor, optional): their boxes (B, K, 4).
@@ -426,10 +431,6 @@ class MQHead(BaseModule):
         gts, metas = self.preprocess_gt(batch_data_samples)
         for meta, m in zip(metas, text_mask):
             meta['num_texts'] = int(m.sum())
-        if query_split is None:
-            num_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
-            query_split = QuerySplit(num_dn, hidden_states.size(2) - num_dn)
-        query_split = QuerySplit(*query_split)
         # the (L + 1, B, N, h, w) masks are never built in training: matching
         # samples points, the losses need only the matched queries' masks
         (dn_cls, dn_boxes, dn_embeds), (cls, boxes, embeds) = \

@@ -87,7 +87,7 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
     def dual_query_cross_attn(self, query: Tensor, query_pos: Tensor,
                               query_split: QuerySplit) -> Tensor:
         """(B, N_dn + N_c + N_l, C) -> same shape."""
-        split = QuerySplit(*query_split)
+        split = query_split
         if not self.with_dual_attn or not (split.num_conditional
                                            and split.num_learnable):
             return query
@@ -121,7 +121,7 @@ class MixedQueryDecoderLayer(DeformableDetrTransformerDecoderLayer):
         change. ``level_memory`` (B, h*w, C) is one level of the encoder
         memory, ``level_attn_mask`` (B * num_heads, N_l, h*w), True =
         blocked."""
-        split = QuerySplit(*query_split)
+        split = query_split
         if not (self.with_masked_attn and split.num_learnable
                 and level_memory is not None):
             return query
@@ -282,7 +282,7 @@ class MixedQueryDecoder(DinoTransformerDecoder):
                         'mask_branch in MixedQueryDecoder.forward (set it to '
                         'None in a model without masks)')
                 level_inputs = self.learnable_attn_inputs(
-                    lid, query[:, QuerySplit(*query_split).learnable], value,
+                    lid, query[:, query_split.learnable], value,
                     spatial_shapes, level_start_index, key_padding_mask,
                     mask_features, mask_branch, layer.masked_attn.num_heads)
             query = layer(

@@ -6,8 +6,12 @@ class QuerySplit(NamedTuple):
     """Counts of the three query groups, laid out in this order along the
     query dimension: ``[denoising | conditional | learnable]``.
 
-    A plain tuple ``(num_dn, num_conditional, num_learnable)`` unpacks the
-    same way, so configs and user code may pass either.
+    The single source of the layout: :meth:`MQFormer.pre_decoder` makes it
+    once per batch (fewer conditional queries than configured where the
+    images have fewer valid encoder proposals), and the decoder layers, the
+    losses and the predictions (``query_learnable``, the samples'
+    ``num_conditional_queries``) read it; nothing recomputes it from the
+    configured counts.
     """
     num_dn: int = 0
     num_conditional: int = 0
