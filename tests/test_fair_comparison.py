@@ -240,12 +240,12 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
     assert results['shapes/mqformer/seed0']['PQ'] == 35.0
     assert results['shapes/mqformer/seed0']['trained_commit'] == 'old'
     assert results['shapes/mqformer/seed0']['iters'] == 10  # training's
-    assert results['shapes/mqformer@old/seed1']['PQ'] == 31.0
+    assert results['shapes/mqformer@new/seed1']['PQ'] == 31.0
     assert results['shapes/mqformer/seed2']['commit'] == 'old'
     fair_comparison.main(argv)  # scored at this commit: not again
     assert len(scored) == 2
     text = fair_comparison.table(results, 'shapes', ['mqformer'])
-    assert 'scored at old' in text
+    assert 'before new' in text
     assert 'PQ +4.5 [+4.0 to +5.0]' in text  # seeds 0, 1: 35-30, 35-31
 
 

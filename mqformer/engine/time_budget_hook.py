@@ -51,9 +51,12 @@ class TimeBudgetHook(Hook):
         self.start = time.perf_counter()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # rank 0 alone saves (mmengine's save_checkpoint is master-only):
+        # its own clock, no collective
+        elapsed = self.spent if self.start is None else \
+            self.spent + time.perf_counter() - self.start
         checkpoint.setdefault('meta', {})['time_budget'] = dict(
-            elapsed=self.elapsed() if self.start is not None else self.spent,
-            decayed=self.decayed)
+            elapsed=elapsed, decayed=self.decayed)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('meta', {}).get('time_budget')

@@ -84,8 +84,11 @@ def test_every_task_outputs_json_and_overlay(inferencer, images, tmp_path,
 
 def test_grayscale_and_rgba_inputs(inferencer, images):
     for name in ('gray.png', 'rgba.png'):
+        h, w = cv2.imread(str(images / name), cv2.IMREAD_UNCHANGED).shape[:2]
         res = inferencer(str(images / name), TEXTS, task='instance')[0]
-        assert res['height'] > 0 and 'instances' in res
+        assert (res['height'], res['width']) == (h, w)
+        assert res['instances'] and all(  # masks at the input's own size
+            i['mask']['size'] == [h, w] for i in res['instances'])
 
 
 def test_unreadable_file_is_a_clear_error(inferencer, images):

@@ -49,10 +49,11 @@ def test_output_shapes_every_query_mode(mode, n_queries):
     assert cls.shape == (L, 2, n_queries, max(n_texts))
     assert boxes.shape == (L, 2, n_queries, 4)
     assert masks.shape == (L, 2, n_queries, H // 4, W // 4)
-    assert ((boxes >= 0) & (boxes <= 1)).all()
     for res, n in zip(results, n_texts):
         inst = res.pred_instances
         assert inst.masks.shape[1:] == res.ori_shape
+        h, w = res.ori_shape  # boxes in the image's own pixels
+        assert (inst.bboxes[:, 2] <= w).all() and (inst.bboxes[:, 3] <= h).all()
         assert inst.labels.max() < n  # labels index the image's own texts
         assert len(inst) == min(model.bbox_head.test_cfg['max_per_img'],
                                 n_queries * n)

@@ -77,7 +77,7 @@ def parse_args(argv=None):
                    help='score the kept checkpoints of the stored runs '
                    '(--worlds, --models, --seeds) again with the current '
                    'code (post-processing changes); the old rows stay as '
-                   'name@commit')
+                   'name@commit (as they were before that commit)')
     p.add_argument('--table-only', action='store_true',
                    help='print the table of the stored runs and stop')
     return p.parse_args(argv)
@@ -214,17 +214,18 @@ def score_checkpoint(world, name, cfg, ckpt, wd):
                 lost=lost(name, world, cfg, ckpt, cal['chosen'], wd))
 
 
-def rescore(results, key, work_dir):
+def rescore(results, key, work_dir, now):
     """Score the kept checkpoint of the stored run ``key`` with the current
-    code (a post-processing change needs no retraining: same weights, same
-    seeds). The old row stays as ``world/name@commit/seedN``."""
+    code, commit ``now`` (a post-processing change needs no retraining:
+    same weights, same seeds). The old row stays as
+    ``world/name@now/seedN``: the row as it was before ``now``."""
     world, name, seed = key.split('/')
     old = results[key]
     wd = osp.join(work_dir, world, name, seed)
     ckpt = osp.join(wd, 'final.pth')
     if not osp.isfile(ckpt):
         raise FileNotFoundError(f'{key}: no checkpoint {ckpt} to rescore')
-    results.setdefault(f'{world}/{name}@{old["commit"]}/{seed}', old)
+    results.setdefault(f'{world}/{name}@{now}/{seed}', old)
     new = score_checkpoint(world, name, None, ckpt, wd)
     return dict(new, iters=old['iters'], seconds=old['seconds'],
                 minutes=old['minutes'],
@@ -269,12 +270,13 @@ def verdict(ours, peer):
 
 def variants(results, world, models):
     """(label, key prefix) of each row group of ``world``: every model in
-    ``models``, then the rows it had before a rescore (``name@commit``)."""
+    ``models``, then its rows as they were before a rescore at a commit
+    (``name@commit``)."""
     out = [(NAMES[name], f'{world}/{name}/') for name in models]
     for name in models:
         old = sorted({k.split('/')[1] for k in results
                       if k.startswith(f'{world}/{name}@')})
-        out += [(f'{NAMES[name]}, scored at {v.split("@")[1]}',
+        out += [(f'{NAMES[name]}, before {v.split("@")[1]}',
                  f'{world}/{v}/') for v in old]
     return out
 
@@ -335,7 +337,7 @@ def table(results, world, models):
             if d:
                 deltas.append(f'{h} {statistics.mean(d):+.1f} '
                               f'[{min(d):+.1f} to {max(d):+.1f}]')
-        lines += ['', f'{NAMES[name]} now against scored at '
+        lines += ['', f'{NAMES[name]} now against before '
                   f'{old.split("@")[1]}, same checkpoints, {len(seeds)} '
                   'seed(s), change per seed: ' + ', '.join(deltas)]
     return '\n'.join(lines)
@@ -424,7 +426,7 @@ def main(argv=None):
                         for w in args.worlds for m in args.models]:
                 if key in results and results[key]['commit'] != now:
                     print(f'[fair] rescoring {key} at {now}')
-                    results[key] = rescore(results, key, args.work_dir)
+                    results[key] = rescore(results, key, args.work_dir, now)
                     save(results, args.store)
         # runs stored before the stage counts existed, checkpoints kept
         for key, row in sorted(results.items()):
