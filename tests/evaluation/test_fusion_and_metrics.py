@@ -428,3 +428,20 @@ def test_misspelt_test_cfg_key_is_refused():
         fusion(max_per_image=20)
     with pytest.raises(ValueError, match='objet_mask_thr'):
         fusion(objet_mask_thr=0.3)
+
+
+def test_panoptic_pixels_go_to_the_surer_mask():
+    """Two things of equal class score claim the same middle columns: the
+    query whose mask is sure (probability ~1 inside its mask) owns them,
+    not the one whose mask is vague (~0.6 everywhere it claims)."""
+    head = fusion(panoptic_on=True, instance_on=False, pano_temp=0,
+                  object_mask_thr=0.25, iou_thr=0.5)
+    masks = torch.full((2, 8, 8), -20.0)
+    masks[0, :, 2:6] = 8.0    # sure: columns 2-5
+    masks[1, :, :6] = 0.4     # vague: columns 0-5, sigmoid 0.6
+    masks[1, :, 2:6] = 8.2    # ... a touch above query 0 in the middle
+    cls = torch.full((2, 1), 2.0)
+    pan = head.panoptic(cls.sigmoid(), masks.sigmoid(), [True])
+    q = pan.query_index[0]
+    assert (q[:, 2:6] == 0).all()  # without the quality term: query 1
+    assert (q[:, :2] == -1).all()  # query 1 kept 2 of 6 columns: dropped

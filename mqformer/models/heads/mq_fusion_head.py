@@ -240,7 +240,9 @@ class MQFusionHead(BaseModule):
         """MaskDINO-style panoptic merging; void is ``T`` (number of texts).
 
         Each pixel goes to the kept query with the largest score x mask
-        probability (its ``owner``). A thing query keeps its owned pixels
+        quality x mask probability (its ``owner``; the quality is the mean
+        mask probability inside the query's binary mask, so a sure mask
+        wins the pixels a vague one also claims). A thing query keeps its owned pixels
         if they are at least ``iou_thr`` of its binary mask. A stuff text
         makes one segment, so its duplicates are not each other's rivals:
         a stuff query is kept if at least ``iou_thr`` of its binary mask is
@@ -266,9 +268,13 @@ class MQFusionHead(BaseModule):
             query_index = torch.arange(len(probs), device=probs.device)
         query_index = query_index[keep]
         if len(scores):
-            owner = (scores[:, None, None] * masks).argmax(0)
-            owner_label = labels[owner]  # (H, W)
             binary = masks >= self.test_cfg.get('mask_thr', 0.5)
+            # mask quality (Mask2Former's instance score): the mean
+            # probability inside the binary mask
+            quality = (masks * binary).flatten(1).sum(1) / \
+                binary.flatten(1).sum(1).clamp(min=1)
+            owner = ((scores * quality)[:, None, None] * masks).argmax(0)
+            owner_label = labels[owner]  # (H, W)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
             instance_id = 1
             for k in scores.argsort(descending=True).tolist():
