@@ -21,7 +21,7 @@ def test_short_demo_end_to_end(tmp_path):
     names = [r['model'] for r in rows]
     assert any('MQ-Former' in n and 'trained' in n for n in names)
     assert any('untrained' in n for n in names)
-    m2f = [r for r in rows if 'Mask2Former' in r['model']]
+    m2f = [r for r in rows if r['model'].startswith('mmdet Mask2Former')]
     assert len(m2f) == 1 and m2f[0]['iters'] == 3  # trained, on the budget
     assert m2f[0]['cells']['PQ'] is not None  # and scored
     assert m2f[0]['cells']['mask AP'] is not None

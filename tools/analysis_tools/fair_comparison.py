@@ -23,7 +23,10 @@
 # sessions; each row records the commit and date it ran on. The table gives
 # mean +- std and min-max over the seeds, and per score whether MQ-Former
 # wins (its range above Mask2Former's), loses (below) or ties (ranges
-# overlap). Run from the repository root, one at a time (CPU-bound).
+# overlap). --rescore scores the kept checkpoints of the stored runs again
+# with the current code (a post-processing change needs no retraining); the
+# old rows stay as name@COMMIT ("before COMMIT") and the table prints the
+# change per seed. Run from the repository root, one at a time (CPU-bound).
 import argparse
 import copy
 import datetime
