@@ -199,7 +199,7 @@ def score_checkpoint(world, name, cfg, ckpt, wd):
     if name == 'mask2former':
         ecfg = copy.deepcopy(cfg)
         ecfg.pop('randomness', None)
-        ecfg.model.panoptic_fusion_head.test_cfg.update(cal['chosen'])
+        ecfg.model.test_cfg.update(cal['chosen'])  # its fusion head's
         ecfg.work_dir = osp.join(wd, 'eval_panoptic')
         metrics = demo.score_checkpoint(ecfg, ckpt)
     else:

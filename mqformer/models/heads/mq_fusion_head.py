@@ -242,12 +242,13 @@ class MQFusionHead(BaseModule):
         Each pixel goes to the kept query with the largest score x mask
         quality x mask probability (its ``owner``; the quality is the mean
         mask probability inside the query's binary mask, so a sure mask
-        wins the pixels a vague one also claims). A thing query keeps its owned pixels
-        if they are at least ``iou_thr`` of its binary mask. A stuff text
-        makes one segment, so its duplicates are not each other's rivals:
-        a stuff query is kept if at least ``iou_thr`` of its binary mask is
-        owned by queries of its text (with the thing rule, duplicates that
-        split a region each fall under ``iou_thr`` and the region is lost).
+        wins the pixels a vague one also claims). A thing query keeps its
+        owned pixels if they are at least ``iou_thr`` of its binary mask. A
+        stuff text makes one segment, so its duplicates are not each other's
+        rivals: a stuff query is kept if at least ``iou_thr`` of its binary
+        mask is owned by queries of its text (with the thing rule, duplicates
+        that split a region each fall under ``iou_thr`` and the region is
+        lost).
 
         Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
         (1, H, W): the query that made each pixel's segment (-1 for void;
