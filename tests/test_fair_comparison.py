@@ -249,6 +249,54 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
     assert 'PQ +4.5 [+4.0 to +5.0]' in text  # seeds 0, 1: 35-30, 35-31
 
 
+def test_retrain_keeps_the_old_row_and_trains_the_seed_again(
+        tmp_path, monkeypatch):
+    """--retrain: runs trained at another commit are trained again with the
+    same seeds; the old rows and work dirs stay as name@commit, a run
+    trained at this commit is not repeated, and the table says the
+    checkpoints are new."""
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    row = lambda pq, commit: dict(  # noqa: E731
+        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
+        iters=10, seconds=1, minutes=0.1, thresholds=dict(
+            object_mask_thr=0.3, iou_thr=0.8), commit=commit, date='d')
+    store = tmp_path / 'store.json'
+    done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
+            for m in ('mqformer', 'mask2former') for s in (0, 1)}
+    store.write_text(json.dumps(done))
+    wd = tmp_path / 'wd' / 'shapes' / 'mqformer' / 'seed0'
+    wd.mkdir(parents=True)
+    (wd / 'final.pth').write_bytes(b'old')
+    calls = []
+
+    def one_run(args, world, name, seed):
+        calls.append((world, name, seed))
+        return row(40.0, 'new')
+    monkeypatch.setattr(fair_comparison, 'one_run', one_run)
+    monkeypatch.setattr(fair_comparison, 'commit', lambda: 'new')
+    sys.path.insert(0, f'{REPO}/tools')
+    import demo
+    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    argv = ['--worlds', 'shapes', '--models', 'mqformer', '--seeds', '0',
+            '1', '--retrain', '--store', str(store), '--work-dir',
+            str(tmp_path / 'wd')]
+    results = fair_comparison.main(argv)
+    assert sorted(calls) == [('shapes', 'mqformer', 0),
+                             ('shapes', 'mqformer', 1)]
+    assert results['shapes/mqformer@new/seed1']['PQ'] == 31.0
+    assert results['shapes/mqformer/seed0']['PQ'] == 40.0
+    assert results['shapes/mask2former/seed0']['commit'] == 'old'
+    assert (tmp_path / 'wd' / 'shapes' / 'mqformer@new' / 'seed0' /
+            'final.pth').read_bytes() == b'old'
+    calls.clear()
+    fair_comparison.main(argv)  # trained at this commit: not again
+    assert calls == []
+    text = fair_comparison.table(results, 'shapes', ['mqformer'])
+    assert 'trained again, same seeds' in text
+    assert 'PQ +9.5 [+9.0 to +10.0]' in text
+
+
 def test_crowded_world_is_coco_like(tmp_path):
     subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path), '--preset',
                     'crowded', '--train', '1', '--val', '6'], check=True,

@@ -1,7 +1,9 @@
 """MQHead's batched losses: one mask build and one point-sampling call for
 every prediction set gives each set the losses it would get alone; the
 denoising mask subset; MaskDINO's unified query selection switches."""
+import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
 from .test_mqformer import batch, build_model, preprocess
@@ -16,13 +18,15 @@ def fixed_points(preds, _, num_points, *args):
     return pts[None].expand(len(preds), -1, -1)
 
 
-def test_batched_mask_losses_equal_per_set_losses(monkeypatch):
+@pytest.mark.parametrize('sampling', ['points', 'dense'])
+def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
     import mqformer.models.heads.mq_head as mq_head
     monkeypatch.setattr(mq_head,
                         'get_uncertain_point_coords_with_randomness',
                         fixed_points)
     head = build_model('mixed').bbox_head
     head.num_points = 64
+    head.mask_loss_sampling = sampling
     torch.manual_seed(0)
     B, N, C, h, w = 2, 12, head.embed_dims, 10, 14
     feats = torch.randn(B, C, h, w)
@@ -50,6 +54,38 @@ def test_batched_mask_losses_equal_per_set_losses(monkeypatch):
         feats[:1], gts[:1])
     for k, v in only_first.items():
         assert torch.allclose(with_det[k], v, atol=1e-6), k
+
+
+def test_dense_mask_losses_read_every_pixel():
+    """``mask_loss_sampling='dense'``: BCE and dice over every pixel of the
+    (h, w) mask logits against the GT masks (at the padded input size)
+    averaged over each (H/h, W/w) cell; ``'auto'`` is dense only where the
+    mask has no more pixels than the point sampling draws."""
+    head = build_model('mixed').bbox_head
+    head.mask_loss_sampling = 'dense'
+    torch.manual_seed(0)
+    C, h, w = head.embed_dims, 6, 8
+    feats = torch.randn(1, C, h, w)
+    gt_masks = torch.rand(3, 4 * h, 4 * w) > 0.5
+    gts = [InstanceData(labels=torch.tensor([0, 1, 2]), masks=gt_masks)]
+    embeds = torch.randn(1, 5, C)
+    pos, pos_gt = [torch.tensor([4, 0])], [torch.tensor([2, 0])]
+    out = head.loss_masks([('', embeds, pos, pos_gt)], feats, gts)
+    logits = torch.einsum('nc,chw->nhw', embeds[0, pos[0]], feats[0])
+    target = F.avg_pool2d(gt_masks[pos_gt[0]].float()[None], 4)[0]
+    p, t = logits.sigmoid().flatten(1), target.flatten(1)
+    dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
+    bce = F.binary_cross_entropy_with_logits(logits.flatten(1), t)
+    assert torch.allclose(out['loss_dice'], 5 * dice.mean(), atol=1e-5)
+    assert torch.allclose(out['loss_mask'], 5 * bce, atol=1e-5)
+    head.mask_loss_sampling = 'auto'
+    head.num_points, head.oversample_ratio = 16, 3.0
+    assert head.dense_mask_loss((6, 8))  # 48 px <= 48 drawn
+    assert not head.dense_mask_loss((7, 8))
+    head.mask_loss_sampling = 'points'
+    assert not head.dense_mask_loss((2, 2))
+    with pytest.raises(ValueError, match='mask_loss_sampling'):
+        build_model('mixed', bbox_head=dict(mask_loss_sampling='pixels'))
 
 
 def test_dn_mask_groups_supervise_the_first_groups_only():

@@ -297,6 +297,37 @@ def test_mask_nms_is_fast_nms():
     assert kept(torch.zeros(0, 10, 10), 0.8) == []  # no candidates
 
 
+def test_mask_nms_prefix_equals_fast_nms():
+    """The block-wise Fast NMS that stops at k survivors keeps the same first
+    k survivors as the full one (so distinct selection picks the same
+    queries), reads fewer candidates when enough survive, and all of them
+    when too few do."""
+    from mqformer.models.detectors import MQFormer
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(12, 8, 8, generator=g)
+    # 60 candidates: 12 regions, each repeated with small perturbations
+    masks = base[torch.randint(0, 12, (60, ), generator=g)] + \
+        0.3 * torch.randn(60, 8, 8, generator=g)
+    idx = torch.arange(60)
+    full = MQFormer.mask_nms(masks, 0.6)
+    for k in (1, 3, 5, 8, 30):
+        read = []
+
+        def masks_of(i):
+            read.append(len(i))
+            return masks[i]
+        keep = MQFormer.mask_nms_prefix(masks_of, idx, 0.6, k)
+        first = torch.nonzero(full).flatten()[:k]
+        assert torch.equal(torch.nonzero(keep).flatten()[:k], first)
+        assert not keep[:int(first[-1]) + 1].logical_xor(
+            full[:int(first[-1]) + 1]).any()
+        if int(full.sum()) >= k:
+            assert sum(read) <= int(first[-1]) + k  # stopped early
+        else:
+            assert sum(read) == 60 and torch.equal(keep, full)
+    assert int(full.sum()) < 30  # the last k read everything
+
+
 def test_mask_distinct_selection_skips_duplicate_masks():
     """``dqs_cfg=dict(type='mask_nms')``: tokens of one region that all
     predict the same mask give one conditional query; distinct masks are
@@ -324,15 +355,19 @@ def test_mask_distinct_selection_skips_duplicate_masks():
 
     picked = model.topk_proposals(enc_class, text_mask, proposals,
                                   candidate_masks=candidate_masks)[0]
-    assert asked == [4 * k]  # nms_pre_ratio x N_c candidates
+    # of the nms_pre_ratio x N_c = 4k candidates, blocks of k are read
+    # until k survive: the 40 region tokens give 1, the third block the rest
+    assert asked == [k, k, k]
     assert picked.shape == (k, ) and len(picked.unique()) == k
     assert (picked < 40).sum() == 1
     assert picked[0] == enc_class[0, :40, 1].argmax()
     assert torch.equal(picked[1:], torch.arange(40, 40 + k - 1))
     # all masks alike: one survivor, the rest filled by score, no padding
     masks[:] = 1
+    asked.clear()
     picked = model.topk_proposals(enc_class, text_mask, proposals,
                                   candidate_masks=candidate_masks)[0]
+    assert asked == [k] * 4  # never k survivors: every candidate read
     assert len(picked.unique()) == k and (picked < S - 10).all()
     with pytest.raises(ValueError, match='candidate_masks'):
         model.topk_proposals(enc_class, text_mask, proposals)

@@ -26,7 +26,9 @@
 # overlap). --rescore scores the kept checkpoints of the stored runs again
 # with the current code (a post-processing change needs no retraining); the
 # old rows stay as name@COMMIT ("before COMMIT") and the table prints the
-# change per seed. Run from the repository root, one at a time (CPU-bound).
+# change per seed. --retrain does the same for a training change: the
+# stored runs trained at another commit are trained again, same seeds.
+# Run from the repository root, one at a time (CPU-bound).
 import argparse
 import copy
 import datetime
@@ -81,6 +83,12 @@ def parse_args(argv=None):
                    '(--worlds, --models, --seeds) again with the current '
                    'code (post-processing changes); the old rows stay as '
                    'name@commit (as they were before that commit)')
+    p.add_argument('--retrain', action='store_true',
+                   help='train the stored runs (--worlds, --models, --seeds) '
+                   'that were trained at another commit again with the '
+                   'current code, same seeds (a training change); the old '
+                   'rows stay as name@commit and their work dirs move to '
+                   'name@commit/')
     p.add_argument('--table-only', action='store_true',
                    help='print the table of the stored runs and stop')
     return p.parse_args(argv)
@@ -235,6 +243,32 @@ def rescore(results, key, work_dir, now):
                 trained_commit=old.get('trained_commit', old['commit']))
 
 
+def trained_at(row):
+    return row.get('trained_commit', row['commit'])
+
+
+def retire(results, args, now):
+    """Before ``--retrain``: each stored run of the selected worlds, models
+    and seeds trained at a commit other than ``now`` becomes
+    ``world/name@now/seedN`` (its work dir moves along), so the run is done
+    again and the table shows the change per seed."""
+    for key in [f'{w}/{m}/seed{s}' for s in args.seeds
+                for w in args.worlds for m in args.models]:
+        if key not in results or trained_at(results[key]) == now:
+            continue
+        world, name, seed = key.split('/')
+        old = f'{world}/{name}@{now}/{seed}'
+        results.setdefault(old, results[key])
+        src = osp.join(args.work_dir, world, name, seed)
+        dst = osp.join(args.work_dir, world, f'{name}@{now}', seed)
+        if osp.isdir(src) and not osp.exists(dst):
+            os.makedirs(osp.dirname(dst), exist_ok=True)
+            os.replace(src, dst)
+        del results[key]
+        print(f'[fair] {key} kept as {old}; training it again at {now}')
+    save(results, args.store)
+
+
 def panoptic_config(name, world, cfg=None):
     """The config that scores ``name``'s panoptic output on ``world``: its
     calibration images (val_dataloader) and test images (test_dataloader).
@@ -340,8 +374,11 @@ def table(results, world, models):
             if d:
                 deltas.append(f'{h} {statistics.mean(d):+.1f} '
                               f'[{min(d):+.1f} to {max(d):+.1f}]')
+        same = all(trained_at(before[s]) == trained_at(after[s])
+                   for s in seeds)
+        how = 'same checkpoints' if same else 'trained again, same seeds'
         lines += ['', f'{NAMES[name]} now against before '
-                  f'{old.split("@")[1]}, same checkpoints, {len(seeds)} '
+                  f'{old.split("@")[1]}, {how}, {len(seeds)} '
                   'seed(s), change per seed: ' + ', '.join(deltas)]
     return '\n'.join(lines)
 
@@ -412,6 +449,8 @@ def main(argv=None):
         import mqformer  # noqa: F401
         from mmdet.utils import register_all_modules
         register_all_modules(init_default_scope=False)
+        if args.retrain:
+            retire(results, args, commit())
         # seed by seed, so a partial table already compares both models
         todo = [(w, m, s) for s in args.seeds for w in args.worlds
                 for m in args.models if f'{w}/{m}/seed{s}' not in results]

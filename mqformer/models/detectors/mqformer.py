@@ -385,11 +385,11 @@ class MQFormer(DetectionTransformer):
                 if candidate_masks is None:
                     raise ValueError("dqs_cfg type='mask_nms' needs the "
                                      'candidate_masks of the proposals')
+                thr = self.dqs_cfg.get('iou_threshold', 0.8)
                 return torch.stack([
                     self.distinct_topk(
-                        s, k, lambda idx, p, b=b: self.mask_nms(
-                            candidate_masks(b, idx), self.dqs_cfg.get(
-                                'iou_threshold', 0.8)))
+                        s, k, lambda idx, p, b=b: self.mask_nms_prefix(
+                            partial(candidate_masks, b), idx, thr, k))
                     for b, s in enumerate(scores)
                 ])
             if enc_coord_unact is None:
@@ -491,6 +491,44 @@ class MQFormer(DetectionTransformer):
         iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
         # vs every better-ranked mask (any() also takes P = 0)
         return ~(iou.triu(1) > iou_threshold).any(0)
+
+    @classmethod
+    def mask_nms_prefix(cls, masks_of: Callable, idx: Tensor,
+                        iou_threshold: float, k: int) -> Tensor:
+        """:meth:`mask_nms` of the candidates ``idx`` (P, ), best first, in
+        blocks of ``k``, stopping once ``k`` survive: a candidate's fate
+        depends only on the better-ranked ones, so the first ``k`` survivors
+        are those of the full Fast NMS; the unread candidates come back as
+        suppressed (:meth:`distinct_topk` needs only the first ``k``).
+        Exported graphs read all of them (no data-dependent loop).
+
+        Args:
+            masks_of (callable): ``idx (P', ) -> (P', h, w)`` mask logits.
+
+        Returns:
+            Tensor: (P, ) bool, True for the kept candidates.
+        """
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or \
+                k <= 0:
+            return cls.mask_nms(masks_of(idx), iou_threshold)
+        keep = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
+        fgs, areas = [], []
+        for start in range(0, len(idx), k):
+            fg = (masks_of(idx[start:start + k]) > 0).flatten(1).float()
+            area = fg.sum(1)
+            fgs.append(fg)
+            areas.append(area)
+            prev, prev_area = torch.cat(fgs), torch.cat(areas)
+            inter = fg @ prev.T  # (k', start + k'): earlier blocks and own
+            iou = inter / (area[:, None] + prev_area[None] - inter).clamp(min=1)
+            # candidate j of the block vs every better-ranked candidate
+            better = torch.arange(len(prev), device=fg.device)[None] < \
+                torch.arange(start, start + len(fg), device=fg.device)[:, None]
+            keep[start:start + len(fg)] = ~((iou > iou_threshold) &
+                                            better).any(1)
+            if int(keep.sum()) >= k:
+                break
+        return keep
 
     @staticmethod
     def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,

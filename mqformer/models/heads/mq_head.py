@@ -64,6 +64,13 @@ class MQHead(BaseModule):
         num_points (int): points sampled per mask for matching and losses.
         oversample_ratio, importance_sample_ratio (float): Mask2Former's
             uncertainty point sampling for the mask losses.
+        mask_loss_sampling (str): where the mask losses are read:
+            ``'points'`` (Mask2Former's uncertainty points), ``'dense'``
+            (every pixel of the (h, w) mask logits against the ground truth
+            area-averaged to (h, w)) or ``'auto'`` (default): dense where
+            the mask has no more pixels than the point sampling draws
+            (``h * w <= num_points * oversample_ratio``, e.g. a CPU model's
+            40x40 masks), points otherwise (COCO-sized masks).
         num_dn_mask_groups (int, optional): denoising groups whose masks are
             supervised (the first k; class and box losses use every group).
             With few objects per image DINO's dynamic groups make up to
@@ -92,6 +99,7 @@ class MQHead(BaseModule):
                  num_points: int = 12544,
                  oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75,
+                 mask_loss_sampling: str = 'auto',
                  num_dn_mask_groups: Optional[int] = None,
                  logit_scale: Optional[float] = None,
                  proposal_branch: bool = True,
@@ -126,6 +134,10 @@ class MQHead(BaseModule):
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
+        if mask_loss_sampling not in ('auto', 'points', 'dense'):
+            raise ValueError(f'mask_loss_sampling={mask_loss_sampling!r}: '
+                             "use 'auto', 'points' or 'dense'")
+        self.mask_loss_sampling = mask_loss_sampling
         self.num_dn_mask_groups = num_dn_mask_groups
         self.logit_scale_init = logit_scale
         self.proposal_branch = proposal_branch
@@ -544,21 +556,31 @@ class MQHead(BaseModule):
                 avg_factor=avg)
         return losses
 
+    def dense_mask_loss(self, mask_size: Tuple[int, int]) -> bool:
+        """Whether the mask losses read every pixel of (h, w) masks
+        (``mask_loss_sampling``)."""
+        if self.mask_loss_sampling == 'auto':
+            h, w = mask_size
+            return h * w <= self.num_points * self.oversample_ratio
+        return self.mask_loss_sampling == 'dense'
+
     def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
                    gts: List[InstanceData]) -> Dict[str, Tensor]:
-        """Point-sampled BCE + dice on the matched queries of images with
-        masks, for several prediction sets at once.
+        """BCE + dice on the matched queries of images with masks, for
+        several prediction sets at once.
 
         Only the matched queries' masks (M, h, w) are built, image by image
         from ``mask_embeds`` (B, N_s, C) and ``mask_features`` (B, C, h, w);
         Mask2Former's uncertainty point sampling runs once over all of them
-        and each set's losses are its masks' share, averaged over its own
+        (or, :meth:`dense_mask_loss`, every pixel is read against the GT
+        masks area-averaged to (h, w)) and each set's losses are its masks' share, averaged over its own
         number of masks (as if every set were computed alone).
 
         Args:
             mask_sets (list[tuple]): ``(prefix, mask_embeds, pos_inds,
                 pos_gt_inds)`` per set.
         """
+        dense = self.dense_mask_loss(mask_features.shape[-2:])
         preds, targets, set_ids = [], [], []
         for b, (gt, feat) in enumerate(zip(gts, mask_features)):
             if 'masks' not in gt:
@@ -570,7 +592,11 @@ class MQHead(BaseModule):
                 tgt.append(pos_gt_inds[b])
                 set_ids.append(torch.full_like(pos_inds[b], s))
             preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
-            targets.append(gt.masks[torch.cat(tgt)])
+            gt_masks = gt.masks
+            if dense:  # each GT once, then indexed per matched query
+                gt_masks = F.adaptive_avg_pool2d(
+                    gt_masks[None].float(), feat.shape[-2:])[0]
+            targets.append(gt_masks[torch.cat(tgt)])
         S = len(mask_sets)
         # zero-weighted, so the mask branches take part in every backward
         # (DDP needs it when a rank's batch has no masks: VG, Objects365)
@@ -586,13 +612,16 @@ class MQHead(BaseModule):
             return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
                     for k in ('loss_mask', 'loss_dice')}
         preds, targets = torch.cat(preds), torch.cat(targets)
-        with torch.no_grad():
-            points = get_uncertain_point_coords_with_randomness(
-                preds.unsqueeze(1), None, self.num_points,
-                self.oversample_ratio, self.importance_sample_ratio)
-            point_targets = point_sample(targets.unsqueeze(1).float(),
-                                         points).squeeze(1)
-        point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
+        if dense:
+            point_preds, point_targets = preds.flatten(1), targets.flatten(1)
+        else:
+            with torch.no_grad():
+                points = get_uncertain_point_coords_with_randomness(
+                    preds.unsqueeze(1), None, self.num_points,
+                    self.oversample_ratio, self.importance_sample_ratio)
+                point_targets = point_sample(targets.unsqueeze(1).float(),
+                                             points).squeeze(1)
+            point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
         dice = self.loss_dice(point_preds, point_targets,
                               reduction_override='none')  # (M, )
         bce = self.loss_mask(point_preds, point_targets,

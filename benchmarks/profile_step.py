@@ -1,0 +1,278 @@
+# Where a training step's time goes: MQ-Former and the same-size,
+# same-kernel Mask2Former side by side, stage by stage, on the fair
+# comparison's data (tools/analysis_tools/fair_comparison.py's configs).
+#
+#   python benchmarks/profile_step.py [--world shapes|crowded] [--iters 20]
+#       [--rounds 3] [--threads 2] [--models mqformer mask2former]
+#       [--device cpu|cuda] [--amp] [--json OUT]
+#
+# Each stage is timed around the methods named in STAGES (inclusive time;
+# nested stages are subtracted from their parent, so the rows add up to the
+# step). Backward and the optimizer step are timed as a whole. The models run
+# interleaved, one round of --iters steps each per round (same batches, same
+# order), and the table gives per stage the median ms per step over the
+# rounds, with min-max; the last line is the step-time ratio of the first
+# model to the second with its spread over rounds.
+import argparse
+import contextlib
+import functools
+import json
+import os.path as osp
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# (stage, dotted attribute of the model, method); the first match wins and
+# a stage nested in another one is counted only once (exclusive times)
+STAGES = dict(
+    mqformer=[
+        ('backbone', 'backbone', 'forward'),
+        ('text encoder', '', 'encode_texts'),
+        ('pixel encoder', 'encoder', 'forward'),
+        ('query selection', '', 'pre_decoder'),
+        ('denoising queries', 'dn_query_generator', '__call__'),
+        ('decoder: self-attn', 'decoder.layers.*.self_attn', 'forward'),
+        ('decoder: dual-query attn', 'decoder.layers.*', 'dual_query_cross_attn'),
+        ('decoder: masked attn (learnable)', 'decoder.layers.*',
+         'learnable_masked_attn'),
+        ('decoder: deformable cross-attn', 'decoder.layers.*.cross_attn',
+         'forward'),
+        ('decoder: FFN', 'decoder.layers.*.ffn', 'forward'),
+        ('decoder: attention masks', 'decoder', 'learnable_attn_mask'),
+        ('decoder: other', 'decoder', 'forward'),
+        ('matching', 'bbox_head', 'get_targets'),
+        ('mask losses', 'bbox_head', 'loss_masks'),
+        ('class/box losses', 'bbox_head', 'loss_cls_box'),
+        ('head: other', 'bbox_head', 'loss'),
+    ],
+    mask2former=[
+        ('backbone', 'backbone', 'forward'),
+        ('pixel encoder', 'panoptic_head.pixel_decoder', 'forward'),
+        ('decoder: self-attn', 'panoptic_head.transformer_decoder.layers.*'
+         '.self_attn', 'forward'),
+        ('decoder: masked cross-attn', 'panoptic_head.transformer_decoder'
+         '.layers.*.cross_attn', 'forward'),
+        ('decoder: FFN', 'panoptic_head.transformer_decoder.layers.*.ffn',
+         'forward'),
+        ('mask prediction', 'panoptic_head', '_forward_head'),
+        ('matching', 'panoptic_head', 'get_targets'),
+        ('mask losses', 'panoptic_head', '_loss_by_feat_single'),
+        ('head: other', 'panoptic_head', 'loss'),
+    ])
+STAGES['mqformer_multitask'] = STAGES['mqformer']
+STEP_STAGES = ['data preprocessor', 'forward: rest', 'backward',
+               'clip + optimizer']
+
+
+class StageTimer:
+    """Exclusive wall time per stage: a stage entered inside another one is
+    subtracted from the outer one."""
+
+    def __init__(self, sync):
+        self.sync = sync
+        self.total = defaultdict(float)
+        self.stack = []  # [name, start, child time]
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        self.sync()
+        self.stack.append([name, time.perf_counter(), 0.0])
+        try:
+            yield
+        finally:
+            self.sync()
+            name, start, child = self.stack.pop()
+            took = time.perf_counter() - start
+            self.total[name] += took - child
+            if self.stack:
+                self.stack[-1][2] += took
+
+    def wrap(self, obj, method, name):
+        """Time ``obj.method`` as stage ``name`` (``__call__``: a module's
+        forward)."""
+        method = 'forward' if method == '__call__' else method
+        fn = getattr(obj, method)
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            with self.stage(name):
+                return fn(*args, **kwargs)
+        setattr(obj, method, timed)
+
+
+def resolve(model, path):
+    """Objects at a dotted ``path`` of ``model``; ``*`` iterates a list."""
+    objs = [model]
+    for part in [p for p in path.split('.') if p]:
+        nxt = []
+        for o in objs:
+            if part == '*':
+                nxt.extend(list(o))
+            elif hasattr(o, part) and getattr(o, part) is not None:
+                nxt.append(getattr(o, part))
+        objs = nxt
+    return objs
+
+
+def instrument(model, name, timer):
+    """Time the STAGES of ``name`` on ``model``; returns the stage names
+    found (a stage the model lacks is left out of its column)."""
+    found = []
+    for stage, path, method in STAGES[name]:
+        objs = resolve(model, path)
+        hit = False
+        for o in objs:
+            if method == '__call__' or hasattr(o, method):
+                timer.wrap(o, method, stage)
+                hit = True
+        if hit:
+            found.append(stage)
+    return found
+
+
+def build(name, world, device):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import fair_comparison
+    import mqformer  # noqa: F401
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    from mmengine.optim import build_optim_wrapper
+    init_default_scope('mmdet')
+    cfg = fair_comparison.model_config(name, world)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.to(device).train()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    return cfg, model, optim
+
+
+def batches(cfg, n, seed=0):
+    """``n`` training batches of ``cfg``'s loader (fixed order)."""
+    from mmengine.runner import Runner
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    torch.manual_seed(seed)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    out = []
+    while len(out) < n:
+        for data in loader:
+            out.append(data)
+            if len(out) == n:
+                break
+    return out
+
+
+def run_round(model, optim, data, timer, device, amp):
+    sync = timer.sync
+    sync()
+    t0 = time.perf_counter()
+    for d in data:
+        with timer.stage('data preprocessor'):
+            d = model.data_preprocessor(d, True)
+        ctx = torch.autocast(device.split(':')[0], dtype=torch.bfloat16
+                             if device == 'cpu' else torch.float16) \
+            if amp else contextlib.nullcontext()
+        with timer.stage('forward: rest'), ctx:
+            losses = model(**d, mode='loss')
+            loss, _ = model.parse_losses(losses)
+        with timer.stage('backward'):
+            optim.backward(loss)
+        with timer.stage('clip + optimizer'):
+            optim.step()
+            optim.zero_grad()
+    sync()
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--world', default='shapes', choices=['shapes', 'crowded'])
+    p.add_argument('--models', nargs='+',
+                   default=['mqformer', 'mask2former'])
+    p.add_argument('--iters', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--amp', action='store_true')
+    p.add_argument('--json', default='')
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    sync = (torch.cuda.synchronize if args.device.startswith('cuda')
+            else (lambda: None))
+    runs = {}
+    for name in args.models:
+        torch.manual_seed(0)
+        cfg, model, optim = build(name, args.world, args.device)
+        timer = StageTimer(sync)
+        stages = instrument(model, name, timer)
+        data = batches(cfg, args.warmup + args.iters)
+        runs[name] = dict(model=model, optim=optim, timer=timer, data=data,
+                          stages=stages, rounds=[], steps=[])
+        run_round(model, optim, data[:args.warmup], timer, args.device,
+                  args.amp)
+    for _ in range(args.rounds):
+        for name, r in runs.items():
+            r['timer'].total.clear()
+            took = run_round(r['model'], r['optim'], r['data'][args.warmup:],
+                             r['timer'], args.device, args.amp)
+            r['rounds'].append({k: 1000 * v / args.iters
+                                for k, v in r['timer'].total.items()})
+            r['steps'].append(1000 * took / args.iters)
+    report(args, runs)
+
+
+def cell(vals):
+    if not vals:
+        return '-'
+    return (f'{statistics.median(vals):.1f} '
+            f'[{min(vals):.1f}-{max(vals):.1f}]')
+
+
+def report(args, runs):
+    names = list(runs)
+    order = []
+    for name in names:
+        for s in runs[name]['stages'] + STEP_STAGES:
+            if s not in order:
+                order.append(s)
+    order = [s for s in order if s not in STEP_STAGES[1:]] + STEP_STAGES[1:]
+    print(f'\nTraining step, ms per step (median [min-max] over '
+          f'{args.rounds} rounds of {args.iters} steps), {args.world} world, '
+          f'{args.device}{" amp" if args.amp else ""}, '
+          f'{args.threads} threads\n')
+    print('| stage | ' + ' | '.join(names) + ' |')
+    print('|---' * (len(names) + 1) + '|')
+    out = {}
+    for s in order:
+        cells = []
+        for n in names:
+            vals = [r.get(s, 0.0) for r in runs[n]['rounds']] \
+                if s in runs[n]['stages'] + STEP_STAGES else []
+            cells.append(cell(vals))
+            out.setdefault(n, {})[s] = vals
+        print(f'| {s} | ' + ' | '.join(cells) + ' |')
+    print('| **step** | ' + ' | '.join(cell(runs[n]['steps'])
+                                       for n in names) + ' |')
+    for n in names:
+        out[n]['step'] = runs[n]['steps']
+    if len(names) >= 2:
+        a, b = runs[names[0]]['steps'], runs[names[1]]['steps']
+        ratios = [x / y for x, y in zip(a, b)]
+        print(f'\n{names[0]} / {names[1]} step time: '
+              f'{statistics.median(ratios):.2f}x '
+              f'[{min(ratios):.2f}-{max(ratios):.2f}]')
+        out['ratio'] = ratios
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(args=vars(args), stages=out), f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
