@@ -108,7 +108,7 @@ def test_evaluation_uses_the_trained_models_architecture(monkeypatch,
     """A checkpoint of another query mode / count is evaluated with its own
     model config (the task's test settings), and a checkpoint that does not
     fit the evaluation model raises instead of being scored with random
-    weights (session 8's query-mode rows were)."""
+    weights (the query-mode rows of round R7 were)."""
     import torch
     from mmengine.config import Config
 

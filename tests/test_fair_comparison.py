@@ -297,6 +297,19 @@ def test_retrain_keeps_the_old_row_and_trains_the_seed_again(
     assert 'PQ +9.5 [+9.0 to +10.0]' in text
 
 
+def test_variant_rows_are_a_config_with_settings_changed():
+    """A row such as ``mqformer_dense`` is its base config with OPTIONS
+    merged in; the others are their configs as they are."""
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    dense = fair_comparison.model_config('mqformer_dense', 'shapes')
+    plain = fair_comparison.model_config('mqformer', 'shapes')
+    assert dense.model.bbox_head.mask_loss_sampling == 'dense'
+    assert plain.model.bbox_head.get('mask_loss_sampling',
+                                     'points') == 'points'
+    assert set(fair_comparison.OPTIONS) <= set(fair_comparison.MODELS_CFG)
+
+
 def test_crowded_world_is_coco_like(tmp_path):
     subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path), '--preset',
                     'crowded', '--train', '1', '--val', '6'], check=True,

@@ -60,6 +60,25 @@ def test_every_config_the_docs_name_exists():
     assert not missing, f'configs named in the docs but absent: {missing}'
 
 
+def test_every_link_of_the_docs_resolves():
+    """Relative links in the README and docs/ point at files of the repo
+    (the README links its details to docs/)."""
+    import re
+    docs = [osp.join(REPO, 'README.md'), osp.join(
+        REPO, 'benchmarks', 'README.md')] + glob.glob(
+            osp.join(REPO, 'docs', '*.md'))
+    broken, count = [], 0
+    for d in docs:
+        for target in re.findall(r'\]\(([^)#\s]+)[^)]*\)', open(d).read()):
+            if target.startswith(('http:', 'https:', '../shared')):
+                continue
+            count += 1
+            if not osp.exists(osp.join(osp.dirname(d), target)):
+                broken.append(f'{osp.relpath(d, REPO)}: {target}')
+    assert count >= 15  # the README's and the index's links were read
+    assert not broken, f'broken links: {broken}'
+
+
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[osp.relpath(c, REPO) for c in CONFIGS])
 def test_config_loads(path):

@@ -19,16 +19,16 @@
 # Worlds (make_shapes_world.py presets): shapes (the demo's) and crowded
 # (COCO-like: 10-40 things of 60 names and 10 stuff names per image; both
 # models get 100 queries there: MQ-Former 25 learnable + 75 conditional).
-# Resumable: a run stored in --store is never repeated, so the runs can span
-# sessions; each row records the commit and date it ran on. The table gives
-# mean +- std and min-max over the seeds, and per score whether MQ-Former
-# wins (its range above Mask2Former's), loses (below) or ties (ranges
-# overlap). --rescore scores the kept checkpoints of the stored runs again
-# with the current code (a post-processing change needs no retraining); the
-# old rows stay as name@COMMIT ("before COMMIT") and the table prints the
-# change per seed. --retrain does the same for a training change: the
-# stored runs trained at another commit are trained again, same seeds.
-# Run from the repository root, one at a time (CPU-bound).
+# Resumable: a run stored in --store is never repeated, so the runs can be
+# spread over several sittings; each row records the commit and date it ran
+# on. The table gives mean +- std and min-max over the seeds, and per score
+# whether MQ-Former wins (its range above Mask2Former's), loses (below) or
+# ties (ranges overlap). --rescore scores the kept checkpoints of the stored
+# runs again with the current code (a post-processing change needs no
+# retraining); the old rows stay as name@COMMIT ("before COMMIT") and the
+# table prints the change per seed. --retrain does the same for a training
+# change: the stored runs trained at another commit are trained again, same
+# seeds. Run from the repository root, one at a time (CPU-bound).
 import argparse
 import copy
 import datetime
@@ -47,10 +47,17 @@ MODELS_CFG = dict(
                       'mqformer_tiny_shapes-panoptic.py'),
     mqformer_multitask=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-multitask.py'),
+    mqformer_dense=osp.join(REPO, 'configs', 'mqformer',
+                            'mqformer_tiny_shapes-panoptic.py'),
     mask2former=osp.join(REPO, 'configs', 'baselines',
                          'mask2former_tiny_shapes-panoptic.py'))
+# rows that are a config with settings changed (--cfg-options style)
+OPTIONS = dict(
+    mqformer_dense={'model.bbox_head.mask_loss_sampling': 'dense'})
 NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              mqformer_multitask='MQ-Former tiny, multitask data',
+             mqformer_dense='MQ-Former tiny, panoptic data, dense mask '
+             'losses',
              mask2former='Mask2Former tiny (same size, kernels, recipe)')
 # the crowded world's query budget (same total for both models)
 CROWDED_QUERIES = dict(learnable=25, conditional=75, mask2former=100)
@@ -138,6 +145,7 @@ def model_config(name, world):
     import demo
     from mmengine.config import Config
     cfg = Config.fromfile(MODELS_CFG[name])
+    cfg.merge_from_dict(OPTIONS.get(name, {}))
     if name != 'mask2former':
         cfg = demo.text_encoder(cfg, 'minilm')
     retarget(cfg, world)

@@ -14,7 +14,7 @@
 # mask AP": instances of class names that no training file ever names or
 # draws (HELD_OUT; the SeginW analogue). The world is generated once at
 # --world with those names held out. Resumable: a finished run (its entry in
-# WORK_DIR/results.json) is never repeated, so the runs can span sessions.
+# WORK_DIR/results.json) is never repeated, so the runs can be spread over several sittings.
 # Run from the repository root.
 import argparse
 import copy
