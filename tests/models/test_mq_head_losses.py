@@ -20,8 +20,8 @@ def fixed_points(preds, _, num_points, *args):
 
 @pytest.mark.parametrize('sampling', ['points', 'dense'])
 def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
-    import mqformer.models.heads.mq_head as mq_head
-    monkeypatch.setattr(mq_head,
+    import mqformer.models.heads.mask_losses as mask_losses
+    monkeypatch.setattr(mask_losses,
                         'get_uncertain_point_coords_with_randomness',
                         fixed_points)
     head = build_model('mixed').bbox_head
@@ -59,8 +59,8 @@ def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
 def test_dense_mask_losses_read_every_pixel():
     """``mask_loss_sampling='dense'``: BCE and dice over every pixel of the
     (h, w) mask logits against the GT masks (at the padded input size)
-    averaged over each (H/h, W/w) cell; ``'auto'`` is dense only where the
-    mask has no more pixels than the point sampling draws."""
+    averaged over each (H/h, W/w) cell; Mask2Former's points are the
+    default."""
     head = build_model('mixed').bbox_head
     head.mask_loss_sampling = 'dense'
     torch.manual_seed(0)
@@ -78,12 +78,7 @@ def test_dense_mask_losses_read_every_pixel():
     bce = F.binary_cross_entropy_with_logits(logits.flatten(1), t)
     assert torch.allclose(out['loss_dice'], 5 * dice.mean(), atol=1e-5)
     assert torch.allclose(out['loss_mask'], 5 * bce, atol=1e-5)
-    head.mask_loss_sampling = 'auto'
-    head.num_points, head.oversample_ratio = 16, 3.0
-    assert head.dense_mask_loss((6, 8))  # 48 px <= 48 drawn
-    assert not head.dense_mask_loss((7, 8))
-    head.mask_loss_sampling = 'points'
-    assert not head.dense_mask_loss((2, 2))
+    assert build_model('mixed').bbox_head.mask_loss_sampling == 'points'
     with pytest.raises(ValueError, match='mask_loss_sampling'):
         build_model('mixed', bbox_head=dict(mask_loss_sampling='pixels'))
 
@@ -102,8 +97,8 @@ def test_dn_mask_groups_supervise_the_first_groups_only():
 
 
 def test_dn_mask_group_cap_changes_only_dn_mask_losses(monkeypatch):
-    import mqformer.models.heads.mq_head as mq_head
-    monkeypatch.setattr(mq_head,
+    import mqformer.models.heads.mask_losses as mask_losses
+    monkeypatch.setattr(mask_losses,
                         'get_uncertain_point_coords_with_randomness',
                         fixed_points)
     model = build_model('mixed')

@@ -2,41 +2,31 @@
 Hungarian matching over all queries, and the MaskDINO-style losses."""
 import copy
 import math
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.ops import point_sample
 from mmengine.model import BaseModule, ModuleList, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet.models.layers.transformer.utils import MLP
-from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
-from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmdet.utils import ConfigType, OptConfigType, reduce_mean
 from ..layers import QuerySplit
 from ..task_modules import thing_box_costs
-from .mq_fusion_head import text_is_thing
+from .mask_losses import MaskLosses
+from .mq_denoising_targets import MQDenoisingTargets
+from .mq_matching import MQMatching, PredSet
 
 MASK_COSTS = ('DiceCost', 'CrossEntropyLossCost',
               'BinaryCrossEntropyLossCost')
 
 
-class PredSet(NamedTuple):
-    """One set of query predictions of a batch (a decoder layer's, the
-    encoder proposals'): ``cls`` (B, N, T) logits, ``boxes`` (B, N, 4)
-    normalised cxcywh, ``mask_embeds`` (B, N, C) or ``None`` (no masks)."""
-    cls: Tensor
-    boxes: Tensor
-    mask_embeds: Optional[Tensor]
-
-
 @MODELS.register_module()
-class MQHead(BaseModule):
+class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
     """Prediction heads and losses of MQ-Former.
 
     Every query (denoising, conditional and learnable alike) gets
@@ -53,6 +43,9 @@ class MQHead(BaseModule):
     queries jointly; images without masks (detection-only) use the same costs
     minus the mask costs and skip the mask losses.
 
+    Its parts, one file each: :class:`MQMatching` (ground truth, joint
+    matching), :class:`MQDenoisingTargets` and :class:`MaskLosses`.
+
     Args:
         num_decoder_layers (int): decoder layers; ``reg_branches`` has one more
             (the last refines the encoder proposals) with ``proposal_branch``.
@@ -65,12 +58,13 @@ class MQHead(BaseModule):
         oversample_ratio, importance_sample_ratio (float): Mask2Former's
             uncertainty point sampling for the mask losses.
         mask_loss_sampling (str): where the mask losses are read:
-            ``'points'`` (Mask2Former's uncertainty points), ``'dense'``
-            (every pixel of the (h, w) mask logits against the ground truth
-            area-averaged to (h, w)) or ``'auto'`` (default): dense where
-            the mask has no more pixels than the point sampling draws
-            (``h * w <= num_points * oversample_ratio``, e.g. a CPU model's
-            40x40 masks), points otherwise (COCO-sized masks).
+            ``'points'`` (default, Mask2Former's uncertainty points) or
+            ``'dense'`` (every pixel of the (h, w) mask logits against the
+            ground truth area-averaged to (h, w)). Dense is about 10x
+            cheaper for small masks (the tiny model's 40x40) but, at the
+            same iterations on the crowded world, lost 5-6 stuff PQ
+            (docs/fair_comparison.md): the losses' weights were set for
+            points that sit mostly on the boundaries.
         num_dn_mask_groups (int, optional): denoising groups whose masks are
             supervised (the first k; class and box losses use every group).
             With few objects per image DINO's dynamic groups make up to
@@ -99,7 +93,7 @@ class MQHead(BaseModule):
                  num_points: int = 12544,
                  oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75,
-                 mask_loss_sampling: str = 'auto',
+                 mask_loss_sampling: str = 'points',
                  num_dn_mask_groups: Optional[int] = None,
                  logit_scale: Optional[float] = None,
                  proposal_branch: bool = True,
@@ -134,9 +128,9 @@ class MQHead(BaseModule):
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
-        if mask_loss_sampling not in ('auto', 'points', 'dense'):
+        if mask_loss_sampling not in ('points', 'dense'):
             raise ValueError(f'mask_loss_sampling={mask_loss_sampling!r}: '
-                             "use 'auto', 'points' or 'dense'")
+                             "use 'points' or 'dense'")
         self.mask_loss_sampling = mask_loss_sampling
         self.num_dn_mask_groups = num_dn_mask_groups
         self.logit_scale_init = logit_scale
@@ -212,204 +206,6 @@ class MQHead(BaseModule):
         masks = torch.einsum('lbnc,bchw->lbnhw',
                              self.mask_embed(hidden_states), mask_features)
         return cls_scores, references, masks
-
-    # ------------------------------------------------------------- targets
-    def preprocess_gt(self, batch_data_samples: SampleList
-                      ) -> Tuple[List[InstanceData], List[dict]]:
-        """Ground truth per image: ``labels`` (indices into the image's texts),
-        ``bboxes`` (xyxy pixels, derived from masks where missing),
-        ``masks`` (bool tensor at the padded input size; absent for
-        detection-only images) and, with ``decouple_stuff_boxes``,
-        ``is_thing`` (M, ) bool from the sample's ``text_is_thing`` (all True
-        where the sample has none)."""
-        gts, metas = [], []
-        for sample in batch_data_samples:
-            gt = sample.gt_instances
-            meta = sample.metainfo
-            labels = gt.labels.long()
-            masks = gt.get('masks', None)
-            if masks is not None and meta.get('with_mask', True):
-                if isinstance(masks, BitmapMasks) or hasattr(masks, 'pad'):
-                    masks = masks.pad(meta['batch_input_shape'], pad_val=0)
-                    masks = masks.to_tensor(torch.bool, labels.device)
-                else:
-                    masks = torch.as_tensor(masks, device=labels.device).bool()
-                    h, w = meta['batch_input_shape']
-                    masks = F.pad(masks, (0, w - masks.shape[-1],
-                                          0, h - masks.shape[-2]))
-            else:
-                masks = None
-            bboxes = gt.get('bboxes', None)
-            if bboxes is not None and len(bboxes) != len(labels):
-                raise ValueError(
-                    f'{meta.get("img_path", "sample")}: gt_instances has '
-                    f'{len(bboxes)} boxes for {len(labels)} labels')
-            if bboxes is None:
-                if masks is None:
-                    raise ValueError(
-                        f'{meta.get("img_path", "sample")}: instances need '
-                        'boxes or masks')
-                bboxes = mask2bbox(masks)
-            if hasattr(bboxes, 'tensor'):
-                bboxes = bboxes.tensor
-            gt_inst = InstanceData(labels=labels, bboxes=bboxes.float())
-            if masks is not None:
-                gt_inst.masks = masks
-            if self.decouple_stuff_boxes:
-                gt_inst.is_thing = self.gt_is_thing(labels, meta)
-            gts.append(gt_inst)
-            metas.append(meta)
-        return gts, metas
-
-    @staticmethod
-    def gt_is_thing(labels: Tensor, meta: dict) -> Tensor:
-        """(M, ) bool: the thing/stuff flag of each ground truth's text."""
-        if meta.get('text_is_thing') is None:  # all things, said once
-            text_is_thing(meta, 0, 'decouple_stuff_boxes')
-            return torch.ones_like(labels, dtype=torch.bool)
-        flags = meta['text_is_thing']
-        if len(labels) and int(labels.max()) >= len(flags):
-            raise ValueError(
-                f'{meta.get("img_path", "sample")}: text_is_thing has '
-                f'{len(flags)} flags, a label is {int(labels.max())}')
-        return torch.as_tensor(list(flags), dtype=torch.bool,
-                               device=labels.device)[labels]
-
-    def get_targets(self, pred_sets: List[PredSet], gts: List[InstanceData],
-                    metas: List[dict], mask_features: Optional[Tensor]
-                    ) -> List[Tuple[List[Tensor], List[Tensor]]]:
-        """Hungarian assignment of every matching prediction set.
-
-        Args:
-            pred_sets (list[PredSet]): ``(cls (B, N, T), boxes (B, N, 4),
-                mask_embeds (B, N, C) | None)`` per set (each decoder layer,
-                the encoder proposals).
-            mask_features (Tensor | None): (B, C, h, w).
-
-        Returns:
-            list[tuple]: per set, ``pos_inds[b]`` (P_b, ) and
-            ``pos_gt_inds[b]`` (P_b, ): query ``pos_inds[b][i]`` of image b
-            is matched to GT ``pos_gt_inds[b][i]``.
-        """
-        out = [([], []) for _ in pred_sets]
-        with torch.no_grad():  # the assignment needs no gradient
-            for b, (gt, meta) in enumerate(zip(gts, metas)):
-                per_set = self._get_targets_multi_set(
-                    [s.cls[b] for s in pred_sets],
-                    [s.boxes[b] for s in pred_sets],
-                    [None if s.mask_embeds is None else s.mask_embeds[b]
-                     for s in pred_sets], gt, meta,
-                    None if mask_features is None else mask_features[b])
-                for (pos, pos_gt), (p, g) in zip(out, per_set):
-                    pos.append(p)
-                    pos_gt.append(g)
-        return out
-
-    def _get_targets_single(self, cls_score: Tensor, bbox_pred: Tensor,
-                            mask_embed: Optional[Tensor],
-                            gt_instances: InstanceData, img_meta: dict,
-                            mask_feature: Optional[Tensor] = None
-                            ) -> Tuple[Tensor, Tensor]:
-        """Match one prediction set of one image; see
-        :meth:`_get_targets_multi_set`."""
-        return self._get_targets_multi_set([cls_score], [bbox_pred],
-                                           [mask_embed], gt_instances,
-                                           img_meta, mask_feature)[0]
-
-    def _get_targets_multi_set(self, cls_scores: List[Tensor],
-                               bbox_preds: List[Tensor],
-                               mask_embeds: List[Optional[Tensor]],
-                               gt_instances: InstanceData, img_meta: dict,
-                               mask_feature: Optional[Tensor] = None
-                               ) -> List[Tuple[Tensor, Tensor]]:
-        """Match several prediction sets (e.g. every decoder layer) of one
-        image to its ground truth.
-
-        Mask costs use ``num_points`` random points, drawn once per image and
-        shared by the sets, so the mask features and the GT masks are sampled
-        once. Bilinear sampling is linear, so a query's mask logits there are
-        its ``mask_embed`` times the sampled mask features: the (N, h, w)
-        masks are never built for matching.
-
-        Args:
-            cls_scores (list[Tensor]): (N_s, T) logits (padding texts
-                included) per set.
-            bbox_preds (list[Tensor]): (N_s, 4) normalised cxcywh per set.
-            mask_embeds (list[Tensor | None]): (N_s, C) mask embeddings.
-            gt_instances (InstanceData): see :meth:`preprocess_gt`.
-            mask_feature (Tensor | None): (C, h, w) per-pixel features.
-
-        Returns:
-            list[tuple]: per set ``pos_inds`` (P, ) and ``pos_gt_inds`` (P, ).
-        """
-        num_texts = img_meta['num_texts']
-        gt_masks = gt_instances.get('masks', None)
-        img_h, img_w = img_meta['img_shape'][:2]
-        factor = bbox_preds[0].new_tensor([img_w, img_h, img_w, img_h])
-        gt = InstanceData(labels=gt_instances.labels,
-                          bboxes=gt_instances.bboxes)
-        if 'is_thing' in gt_instances:
-            gt.is_thing = gt_instances.is_thing
-        gt_masked = gt.clone()
-        feat = None
-        if gt_masks is not None and any(e is not None for e in mask_embeds):
-            points = torch.rand((1, self.num_points, 2),
-                                device=bbox_preds[0].device)
-            feat = point_sample(mask_feature[None], points)[0]  # (C, P)
-            gt_masked.masks = point_sample(
-                gt_masks.unsqueeze(1).float(),
-                points.repeat(len(gt_masks), 1, 1)).squeeze(1)
-        results = []
-        for cls_score, bbox_pred, mask_embed in zip(cls_scores, bbox_preds,
-                                                    mask_embeds):
-            pred = InstanceData(
-                scores=cls_score[:, :num_texts],
-                bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
-            if feat is not None and mask_embed is not None:
-                pred.masks = mask_embed @ feat
-                result = self.assigner.assign(pred, gt_masked,
-                                              img_meta=img_meta)
-            else:
-                result = self.box_assigner.assign(pred, gt, img_meta=img_meta)
-            pos_inds = torch.nonzero(result.gt_inds > 0).squeeze(-1)
-            results.append((pos_inds, result.gt_inds[pos_inds] - 1))
-        return results
-
-    def get_dn_targets(self, gts: List[InstanceData], dn_meta: dict,
-                       num_groups: Optional[int] = None
-                       ) -> Tuple[List[Tensor], List[Tensor]]:
-        """Denoising assignment (DINO's layout): each group is ``max_gts``
-        positive queries then ``max_gts`` negative ones; positive query i of
-        every group reconstructs GT i, negatives get no target. With
-        ``num_groups`` only the first that many groups are assigned.
-
-        Returns:
-            tuple: ``pos_inds[b]`` and ``pos_gt_inds[b]`` as in
-            :meth:`get_targets`, indices into the denoising queries.
-        """
-        all_groups = dn_meta['num_denoising_groups']
-        max_gts = dn_meta['num_denoising_queries'] // (2 * all_groups)
-        num_groups = min(num_groups or all_groups, all_groups)
-        pos_inds, pos_gt_inds = [], []
-        for gt in gts:
-            device = gt.labels.device
-            t = torch.arange(len(gt.labels), device=device)
-            groups = torch.arange(num_groups, device=device)
-            pos_inds.append((t[None] + 2 * max_gts * groups[:, None]).flatten())
-            pos_gt_inds.append(t.repeat(num_groups))
-        return pos_inds, pos_gt_inds
-
-    @staticmethod
-    def split_outputs(cls_scores: Tensor, bbox_preds: Tensor,
-                      mask_embeds: Tensor, query_split: QuerySplit
-                      ) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
-        """(L + 1, B, N, *) outputs -> (denoising part, matching part)."""
-        dn = (cls_scores[:, :, query_split.dn], bbox_preds[:, :, query_split.dn],
-              mask_embeds[:, :, query_split.dn])
-        match = (cls_scores[:, :, query_split.matching],
-                 bbox_preds[:, :, query_split.matching],
-                 mask_embeds[:, :, query_split.matching])
-        return dn, match
 
     # ------------------------------------------------------------- losses
     def loss(self, hidden_states: Tensor, references: Tensor,
@@ -554,84 +350,6 @@ class MQHead(BaseModule):
                 bbox_cxcywh_to_xyxy(pos_boxes) * factors,
                 tgt_boxes * factors,
                 avg_factor=avg)
-        return losses
-
-    def dense_mask_loss(self, mask_size: Tuple[int, int]) -> bool:
-        """Whether the mask losses read every pixel of (h, w) masks
-        (``mask_loss_sampling``)."""
-        if self.mask_loss_sampling == 'auto':
-            h, w = mask_size
-            return h * w <= self.num_points * self.oversample_ratio
-        return self.mask_loss_sampling == 'dense'
-
-    def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
-                   gts: List[InstanceData]) -> Dict[str, Tensor]:
-        """BCE + dice on the matched queries of images with masks, for
-        several prediction sets at once.
-
-        Only the matched queries' masks (M, h, w) are built, image by image
-        from ``mask_embeds`` (B, N_s, C) and ``mask_features`` (B, C, h, w);
-        Mask2Former's uncertainty point sampling runs once over all of them
-        (or, :meth:`dense_mask_loss`, every pixel is read against the GT
-        masks area-averaged to (h, w)) and each set's losses are its masks' share, averaged over its own
-        number of masks (as if every set were computed alone).
-
-        Args:
-            mask_sets (list[tuple]): ``(prefix, mask_embeds, pos_inds,
-                pos_gt_inds)`` per set.
-        """
-        dense = self.dense_mask_loss(mask_features.shape[-2:])
-        preds, targets, set_ids = [], [], []
-        for b, (gt, feat) in enumerate(zip(gts, mask_features)):
-            if 'masks' not in gt:
-                continue
-            embeds, tgt = [], []
-            for s, (_, mask_embeds, pos_inds, pos_gt_inds) in enumerate(
-                    mask_sets):
-                embeds.append(mask_embeds[b, pos_inds[b]])
-                tgt.append(pos_gt_inds[b])
-                set_ids.append(torch.full_like(pos_inds[b], s))
-            preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
-            gt_masks = gt.masks
-            if dense:  # each GT once, then indexed per matched query
-                gt_masks = F.adaptive_avg_pool2d(
-                    gt_masks[None].float(), feat.shape[-2:])[0]
-            targets.append(gt_masks[torch.cat(tgt)])
-        S = len(mask_sets)
-        # zero-weighted, so the mask branches take part in every backward
-        # (DDP needs it when a rank's batch has no masks: VG, Objects365)
-        anchor = (sum(e.sum() for _, e, _, _ in mask_sets) +
-                  mask_features.sum()) * 0
-        num = sum(len(p) for p in preds)
-        set_ids = torch.cat(set_ids) if set_ids else anchor.new_zeros(
-            0, dtype=torch.long)
-        # every rank joins this collective, with or without masks in its batch
-        counts = torch.bincount(set_ids, minlength=S).float()
-        avgs = reduce_mean(counts).clamp(min=1)
-        if num == 0:
-            return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
-                    for k in ('loss_mask', 'loss_dice')}
-        preds, targets = torch.cat(preds), torch.cat(targets)
-        if dense:
-            point_preds, point_targets = preds.flatten(1), targets.flatten(1)
-        else:
-            with torch.no_grad():
-                points = get_uncertain_point_coords_with_randomness(
-                    preds.unsqueeze(1), None, self.num_points,
-                    self.oversample_ratio, self.importance_sample_ratio)
-                point_targets = point_sample(targets.unsqueeze(1).float(),
-                                             points).squeeze(1)
-            point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
-        dice = self.loss_dice(point_preds, point_targets,
-                              reduction_override='none')  # (M, )
-        bce = self.loss_mask(point_preds, point_targets,
-                             reduction_override='none').mean(1)  # (M, )
-        per_set_dice = dice.new_zeros(S).index_add(0, set_ids, dice) / avgs
-        per_set_bce = bce.new_zeros(S).index_add(0, set_ids, bce) / avgs
-        losses = {}
-        for s, (prefix, *_) in enumerate(mask_sets):
-            losses[f'{prefix}loss_mask'] = per_set_bce[s] + anchor
-            losses[f'{prefix}loss_dice'] = per_set_dice[s] + anchor
         return losses
 
     # ------------------------------------------------------------- inference

@@ -1,0 +1,313 @@
+"""MQ-Former's conditional query selection: the top-k encoder proposals
+(MaskDINO's unified query selection), mask-enhanced anchors, distinct
+selection (DDQ) by box NMS or Fast NMS over the proposals' masks."""
+from functools import partial
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.ops import batched_nms
+from torch import Tensor
+
+from mmdet.models.layers.transformer.utils import inverse_sigmoid
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+
+
+class ConditionalQuerySelection:
+    """The conditional-query steps of :class:`MQFormer` (a mixin of the
+    detector, so that the selection reads the detector's encoder proposal
+    layers, ``bbox_head`` branches and ``decoder.norm`` and checkpoints keep
+    their keys).
+
+    Reads ``num_conditional``, ``dqs_cfg``, ``enc_mask_loss``,
+    ``mask_box_init``, ``gen_encoder_output_proposals`` (DeformableDETR's),
+    ``image_shapes``, ``bbox_head``, ``decoder``.
+    """
+
+    def select_queries(self, memory: Tensor, memory_mask: Optional[Tensor],
+                       spatial_shapes: Tensor, text_embeds: Tensor,
+                       text_mask: Tensor, mask_features: Tensor,
+                       batch_data_samples: SampleList,
+                       img_shapes: Optional[Tensor] = None
+                       ) -> Tuple[Tensor, Tensor, Dict]:
+        """MaskDINO's unified query selection: the top-k encoder proposals
+        (scored by their best real text; padding and border proposals never
+        qualify) become the N_c conditional queries.
+
+        With ``mask_box_init`` their anchor boxes are the boxes of their
+        predicted masks (mask-enhanced anchors, falling back to the regressed
+        proposal where a mask is empty); with ``enc_mask_loss`` their masks
+        are supervised with the encoder's class and box outputs.
+
+        Returns:
+            tuple: content (B, K, C) and inverse-sigmoid anchors (B, K, 4),
+            both detached, and the encoder outputs for the losses.
+        """
+        output_memory, output_proposals = self.gen_encoder_output_proposals(
+            memory, memory_mask, spatial_shapes)
+        enc_class = self.bbox_head.text_logits(output_memory, text_embeds)
+        enc_coord_unact = self.bbox_head.reg_branches[
+            self.decoder.num_layers](output_memory) + output_proposals
+        if img_shapes is None:
+            img_shapes = self.image_shapes(batch_data_samples, memory.device)
+
+        def candidate_masks(b: int, idx: Tensor) -> Tensor:
+            # (only with dqs_cfg type='mask_nms') the image's share of the
+            # padded input
+            share = img_shapes[b] / img_shapes.new_tensor(
+                batch_data_samples[0].batch_input_shape)
+            return self.proposal_masks(output_memory[b, idx], mask_features[b],
+                                       share)
+
+        topk = self.topk_proposals(enc_class, text_mask, output_proposals,
+                                   enc_coord_unact, candidate_masks)
+
+        def gather(x: Tensor) -> Tensor:
+            return torch.gather(x, 1, topk[..., None].expand(-1, -1,
+                                                             x.size(-1)))
+
+        topk_class, topk_coord_unact = gather(enc_class), gather(
+            enc_coord_unact)
+        topk_content = gather(output_memory)
+        outputs = dict(enc_outputs_class=topk_class,
+                       enc_outputs_coord=topk_coord_unact.sigmoid())
+        refs = topk_coord_unact.detach()
+        mask_embed = None
+        if self.enc_mask_loss and self.training:
+            mask_embed = self.bbox_head.mask_embed(
+                self.decoder.norm(topk_content))
+            outputs['enc_outputs_mask_embed'] = mask_embed
+        if self.mask_box_init:
+            with torch.no_grad():
+                if mask_embed is None:
+                    mask_embed = self.bbox_head.mask_embed(
+                        self.decoder.norm(topk_content))
+                masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
+                                     mask_features)
+                boxes, found = self.mask_boxes(
+                    masks, img_shapes, batch_data_samples[0].batch_input_shape)
+                refs = torch.where(found[..., None],
+                                   inverse_sigmoid(boxes, eps=1e-3), refs)
+        return topk_content.detach(), refs, outputs
+
+    def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
+                       output_proposals: Tensor,
+                       enc_coord_unact: Optional[Tensor] = None,
+                       candidate_masks: Optional[Callable] = None) -> Tensor:
+        """Indices (B, K) of the K = N_c best proposals. A proposal's score is
+        its best real text; proposals on padding or at the border (inf in
+        ``output_proposals`` (B, S, 4)) are never chosen. With ``dqs_cfg``
+        the K are distinct (:meth:`distinct_topk`).
+
+        Args:
+            enc_class (Tensor): (B, S, T) logits. text_mask (Tensor): (B, T).
+            enc_coord_unact (Tensor, optional): (B, S, 4) regressed proposal
+                boxes, inverse-sigmoid cxcywh; needed with ``dqs_cfg``
+                ``type='nms'``.
+            candidate_masks (callable, optional): ``(b, idx (P, )) -> (P, h,
+                w)`` mask logits of image ``b``'s proposals ``idx``; needed
+                with ``type='mask_nms'``.
+        """
+        scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
+        scores = scores.masked_fill(
+            torch.isinf(output_proposals).any(-1), float('-inf'))
+        # never a padding or border proposal: an image with fewer valid
+        # proposals than N_c gets fewer conditional queries (the batch's
+        # smallest count; QuerySplit carries it)
+        k = min(self.num_conditional,
+                int(torch.isfinite(scores).sum(1).min()))
+        if self.dqs_cfg is None:
+            return scores.topk(k, dim=1)[1]
+        with torch.no_grad():
+            if self.dqs_cfg.get('type') == 'mask_nms':
+                if candidate_masks is None:
+                    raise ValueError("dqs_cfg type='mask_nms' needs the "
+                                     'candidate_masks of the proposals')
+                thr = self.dqs_cfg.get('iou_threshold', 0.8)
+                return torch.stack([
+                    self.distinct_topk(
+                        s, k, lambda idx, p, b=b: self.mask_nms_prefix(
+                            partial(candidate_masks, b), idx, thr, k))
+                    for b, s in enumerate(scores)
+                ])
+            if enc_coord_unact is None:
+                raise ValueError("dqs_cfg type='nms' needs the regressed "
+                                 'proposal boxes (enc_coord_unact)')
+            boxes = bbox_cxcywh_to_xyxy(enc_coord_unact.sigmoid())
+            nms_cfg = {
+                key: v
+                for key, v in self.dqs_cfg.items()
+                if key not in ('nms_pre_ratio', 'mask_size')
+            }
+
+            def box_nms(boxes: Tensor, idx: Tensor, probs: Tensor) -> Tensor:
+                keep = batched_nms(boxes[idx], probs, torch.zeros_like(idx),
+                                   nms_cfg)[1]
+                return (torch.arange(len(idx), device=idx.device)[:, None]
+                        == keep[None]).any(1)
+
+            return torch.stack([
+                self.distinct_topk(s, k, partial(box_nms, b))
+                for s, b in zip(scores, boxes)
+            ])
+
+    def distinct_topk(self, scores: Tensor, k: int,
+                      suppress: Callable) -> Tensor:
+        """DDQ's distinct queries for one image: the K best proposals that
+        survive the suppression, then, if fewer than K survive, the best
+        suppressed ones (the query count stays fixed).
+
+        Args:
+            scores (Tensor): (S, ) proposal scores, -inf where never chosen.
+            k (int): K.
+            suppress (callable): ``(idx (P, ), probs (P, )) -> keep`` (P, )
+                bool, True for the proposals to keep; ``idx`` comes sorted by
+                score, best first.
+
+        Returns:
+            Tensor: (K, ) proposal indices, survivors first, by score.
+        """
+        pre = min(len(scores), self.dqs_cfg.get('nms_pre_ratio', 4) * k)
+        cand_scores, cand = scores.topk(pre)
+        valid = torch.isfinite(cand_scores)
+        cand, cand_scores = cand[valid], cand_scores[valid]
+        probs = cand_scores.sigmoid()
+        keep = suppress(cand, probs)
+        # rank: survivors (2..3), suppressed candidates (0..1), the rest
+        # (-2..-1; padding and border -2); no data-dependent branch, so it
+        # also exports to ONNX
+        rank = scores.sigmoid() - 2
+        rank[cand] = torch.where(keep, probs + 2, probs)
+        return rank.topk(k)[1]
+
+    def proposal_masks(self, content: Tensor, mask_features: Tensor,
+                       valid_share: Tensor) -> Tensor:
+        """Mask logits of encoder proposals for distinct selection, on mask
+        features resized to at most ``dqs_cfg['mask_size']`` (default 32) a
+        side; -inf outside the image's valid area.
+
+        Args:
+            content (Tensor): (P, C) proposal features (``output_memory``).
+            mask_features (Tensor): (C, h, w) of the padded input.
+            valid_share (Tensor): (2, ) the image's (h, w) over the padded
+                input's.
+
+        Returns:
+            Tensor: (P, h', w') mask logits.
+        """
+        h, w = mask_features.shape[-2:]
+        size = self.dqs_cfg.get('mask_size', 32)
+        if max(h, w) > size:  # (bilinear: adaptive pooling to a size that
+            # does not divide the input does not export to ONNX)
+            mask_features = F.interpolate(
+                mask_features[None], size=(min(h, size), min(w, size)),
+                mode='bilinear', align_corners=False)[0]
+        embed = self.bbox_head.mask_embed(self.decoder.norm(content))
+        masks = torch.einsum('pc,chw->phw', embed, mask_features)
+        ph, pw = masks.shape[-2:]
+        ys = torch.arange(ph, device=masks.device)
+        xs = torch.arange(pw, device=masks.device)
+        valid = (ys[:, None] < torch.ceil(valid_share[0] * ph)) & \
+            (xs[None] < torch.ceil(valid_share[1] * pw))
+        return masks.masked_fill(~valid, float('-inf'))
+
+    @staticmethod
+    def mask_nms(mask_logits: Tensor, iou_threshold: float) -> Tensor:
+        """YOLACT's Fast NMS on masks: keeps each mask that overlaps no
+        better-ranked mask by more than ``iou_threshold`` (mask IoU).
+
+        Args:
+            mask_logits (Tensor): (P, h, w), sorted by score, best first.
+
+        Returns:
+            Tensor: (P, ) bool, True for the kept masks (no data-dependent
+            shape, so it exports).
+        """
+        fg = (mask_logits > 0).flatten(1).float()
+        inter = fg @ fg.T
+        area = fg.sum(1)
+        iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+        # vs every better-ranked mask (any() also takes P = 0)
+        return ~(iou.triu(1) > iou_threshold).any(0)
+
+    @classmethod
+    def mask_nms_prefix(cls, masks_of: Callable, idx: Tensor,
+                        iou_threshold: float, k: int) -> Tensor:
+        """:meth:`mask_nms` of the candidates ``idx`` (P, ), best first, in
+        blocks of ``k``, stopping once ``k`` survive: a candidate's fate
+        depends only on the better-ranked ones, so the first ``k`` survivors
+        are those of the full Fast NMS; the unread candidates come back as
+        suppressed (:meth:`distinct_topk` needs only the first ``k``).
+        Exported graphs read all of them (no data-dependent loop).
+
+        Args:
+            masks_of (callable): ``idx (P', ) -> (P', h, w)`` mask logits.
+
+        Returns:
+            Tensor: (P, ) bool, True for the kept candidates.
+        """
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or \
+                k <= 0:
+            return cls.mask_nms(masks_of(idx), iou_threshold)
+        keep = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
+        fgs, areas = [], []
+        for start in range(0, len(idx), k):
+            fg = (masks_of(idx[start:start + k]) > 0).flatten(1).float()
+            area = fg.sum(1)
+            fgs.append(fg)
+            areas.append(area)
+            prev, prev_area = torch.cat(fgs), torch.cat(areas)
+            inter = fg @ prev.T  # (k', start + k'): earlier blocks and own
+            iou = inter / (area[:, None] + prev_area[None] - inter).clamp(min=1)
+            # candidate j of the block vs every better-ranked candidate
+            better = torch.arange(len(prev), device=fg.device)[None] < \
+                torch.arange(start, start + len(fg), device=fg.device)[:, None]
+            keep[start:start + len(fg)] = ~((iou > iou_threshold) &
+                                            better).any(1)
+            if int(keep.sum()) >= k:
+                break
+        return keep
+
+    @staticmethod
+    def mask_boxes(mask_logits: Tensor, img_shapes: Tensor,
+                   batch_input_shape: Tuple[int, int]
+                   ) -> Tuple[Tensor, Tensor]:
+        """Boxes of predicted masks, MaskDINO's mask-enhanced anchors.
+
+        mmdet's ``mask2bbox`` (same pixel convention: ``max + 1``) restricted
+        to each image's valid area and vectorised over the batch and the K
+        masks (it loops over masks in Python, and this runs on B x N_c masks
+        every step); tensor ops only, so it exports.
+
+        Args:
+            mask_logits (Tensor): (B, K, h, w) at 1/4 of the padded input.
+            img_shapes (Tensor): (B, 2) valid (h, w) of each image.
+            batch_input_shape (tuple): (H, W) of the padded input.
+
+        Returns:
+            tuple: (B, K, 4) cxcywh boxes of ``logit > 0`` inside each image's
+            valid area, normalised to it, and (B, K) bool, False for masks
+            that are empty there.
+        """
+        B, K, h, w = mask_logits.shape
+        H, W = batch_input_shape
+        # the images' valid areas at mask resolution, in mask pixels (B, )
+        vh = img_shapes[:, 0].float() * (h / H)
+        vw = img_shapes[:, 1].float() * (w / W)
+        ys = torch.arange(h, device=mask_logits.device)
+        xs = torch.arange(w, device=mask_logits.device)
+        in_h = ys[None] < torch.ceil(vh)[:, None]  # (B, h)
+        in_w = xs[None] < torch.ceil(vw)[:, None]  # (B, w)
+        fg = (mask_logits > 0) & in_h[:, None, :, None] & \
+            in_w[:, None, None, :]
+        rows, cols = fg.any(3), fg.any(2)  # (B, K, h), (B, K, w)
+        big = max(h, w) + 1
+        y0 = torch.where(rows, ys, big).amin(-1).float()
+        y1 = torch.where(rows, ys, -1).amax(-1).float() + 1
+        x0 = torch.where(cols, xs, big).amin(-1).float()
+        x1 = torch.where(cols, xs, -1).amax(-1).float() + 1
+        vh, vw = vh[:, None], vw[:, None]
+        xyxy = torch.stack([x0 / vw, y0 / vh, x1 / vw, y1 / vh],
+                           -1).clamp(0, 1)
+        return bbox_xyxy_to_cxcywh(xyxy), rows.any(-1)

@@ -1,0 +1,90 @@
+"""MQHead's mask losses: BCE + dice on the matched queries of every
+prediction set at once, read at Mask2Former's uncertainty points or at every
+pixel."""
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+from mmcv.ops import point_sample
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+from mmdet.utils import reduce_mean
+
+
+class MaskLosses:
+    """Mask losses of :class:`MQHead` (a mixin of the head): reads its
+    ``loss_mask``, ``loss_dice``, ``num_points``, ``oversample_ratio``,
+    ``importance_sample_ratio`` and ``mask_loss_sampling``."""
+
+    def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
+                   gts: List[InstanceData]) -> Dict[str, Tensor]:
+        """BCE + dice on the matched queries of images with masks, for
+        several prediction sets at once.
+
+        Only the matched queries' masks (M, h, w) are built, image by image
+        from ``mask_embeds`` (B, N_s, C) and ``mask_features`` (B, C, h, w);
+        Mask2Former's uncertainty point sampling runs once over all of them
+        (with ``mask_loss_sampling='dense'``: every pixel, against the GT
+        masks area-averaged to (h, w)) and each set's losses are its masks'
+        share, averaged over its own number of masks (as if every set were
+        computed alone).
+
+        Args:
+            mask_sets (list[tuple]): ``(prefix, mask_embeds, pos_inds,
+                pos_gt_inds)`` per set.
+        """
+        dense = self.mask_loss_sampling == 'dense'
+        preds, targets, set_ids = [], [], []
+        for b, (gt, feat) in enumerate(zip(gts, mask_features)):
+            if 'masks' not in gt:
+                continue
+            embeds, tgt = [], []
+            for s, (_, mask_embeds, pos_inds, pos_gt_inds) in enumerate(
+                    mask_sets):
+                embeds.append(mask_embeds[b, pos_inds[b]])
+                tgt.append(pos_gt_inds[b])
+                set_ids.append(torch.full_like(pos_inds[b], s))
+            preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
+            gt_masks = gt.masks
+            if dense:  # each GT once, then indexed per matched query
+                gt_masks = F.adaptive_avg_pool2d(
+                    gt_masks[None].float(), feat.shape[-2:])[0]
+            targets.append(gt_masks[torch.cat(tgt)])
+        S = len(mask_sets)
+        # zero-weighted, so the mask branches take part in every backward
+        # (DDP needs it when a rank's batch has no masks: VG, Objects365)
+        anchor = (sum(e.sum() for _, e, _, _ in mask_sets) +
+                  mask_features.sum()) * 0
+        num = sum(len(p) for p in preds)
+        set_ids = torch.cat(set_ids) if set_ids else anchor.new_zeros(
+            0, dtype=torch.long)
+        # every rank joins this collective, with or without masks in its batch
+        counts = torch.bincount(set_ids, minlength=S).float()
+        avgs = reduce_mean(counts).clamp(min=1)
+        if num == 0:
+            return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
+                    for k in ('loss_mask', 'loss_dice')}
+        preds, targets = torch.cat(preds), torch.cat(targets)
+        if dense:
+            point_preds, point_targets = preds.flatten(1), targets.flatten(1)
+        else:
+            with torch.no_grad():
+                points = get_uncertain_point_coords_with_randomness(
+                    preds.unsqueeze(1), None, self.num_points,
+                    self.oversample_ratio, self.importance_sample_ratio)
+                point_targets = point_sample(targets.unsqueeze(1).float(),
+                                             points).squeeze(1)
+            point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
+        dice = self.loss_dice(point_preds, point_targets,
+                              reduction_override='none')  # (M, )
+        bce = self.loss_mask(point_preds, point_targets,
+                             reduction_override='none').mean(1)  # (M, )
+        per_set_dice = dice.new_zeros(S).index_add(0, set_ids, dice) / avgs
+        per_set_bce = bce.new_zeros(S).index_add(0, set_ids, bce) / avgs
+        losses = {}
+        for s, (prefix, *_) in enumerate(mask_sets):
+            losses[f'{prefix}loss_mask'] = per_set_bce[s] + anchor
+            losses[f'{prefix}loss_dice'] = per_set_dice[s] + anchor
+        return losses
