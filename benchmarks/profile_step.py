@@ -6,6 +6,8 @@
 #       [--rounds 3] [--threads 2] [--models mqformer mask2former]
 #       [--device cpu|cuda] [--amp] [--json OUT]
 #
+# --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
+#
 # Each stage is timed around the methods named in STAGES (inclusive time;
 # nested stages are subtracted from their parent, so the rows add up to the
 # step). Backward and the optimizer step are timed as a whole. The models run
@@ -15,6 +17,7 @@
 # model to the second with its spread over rounds.
 import argparse
 import contextlib
+import copy
 import functools
 import json
 import os.path as osp
@@ -64,7 +67,8 @@ STAGES = dict(
         ('mask losses', 'panoptic_head', '_loss_by_feat_single'),
         ('head: other', 'panoptic_head', 'loss'),
     ])
-STAGES['mqformer_multitask'] = STAGES['mqformer']
+for _name in ('mqformer_multitask', 'mqformer_dense', 'mqformer_pixels'):
+    STAGES[_name] = STAGES['mqformer']  # fair_comparison.py's other rows
 STEP_STAGES = ['data preprocessor', 'forward: rest', 'backward',
                'clip + optimizer']
 
@@ -156,9 +160,12 @@ def batches(cfg, n, seed=0):
     """``n`` training batches of ``cfg``'s loader (fixed order)."""
     from mmengine.runner import Runner
     from mmengine.registry import init_default_scope
+    from mmengine.runner import set_random_seed
     init_default_scope('mmdet')
-    torch.manual_seed(seed)
-    loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    set_random_seed(seed)  # augmentation draws
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg.sampler['seed'] = seed  # the same batches in every run
+    loader = Runner.build_dataloader(loader_cfg, seed=seed)
     out = []
     while len(out) < n:
         for data in loader:

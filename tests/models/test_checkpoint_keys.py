@@ -1,6 +1,6 @@
 """Checkpoints keep loading when the code is reorganised: the state-dict
 keys and shapes of the tiny (the demo's) and the R50 MQ-Former are the ones
-recorded in tests/models/data/ before the model and head were split into one
+recorded in tests/models/recorded/ before the model and head were split into one
 module per concept (the text model's own weights are Hugging Face's and are
 left out)."""
 import os.path as osp
@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, tiny_cfg
 from .test_mqformer import build_model
 
-DATA = osp.join(osp.dirname(__file__), 'data')
+DATA = osp.join(osp.dirname(__file__), 'recorded')
 
 
 def keys(model):

@@ -80,7 +80,45 @@ def test_dense_mask_losses_read_every_pixel():
     assert torch.allclose(out['loss_mask'], 5 * bce, atol=1e-5)
     assert build_model('mixed').bbox_head.mask_loss_sampling == 'points'
     with pytest.raises(ValueError, match='mask_loss_sampling'):
-        build_model('mixed', bbox_head=dict(mask_loss_sampling='pixels'))
+        build_model('mixed', bbox_head=dict(mask_loss_sampling='boundary'))
+
+
+def test_pixel_points_are_the_uncertain_pixels_then_random_ones():
+    """``mask_loss_sampling='pixels'``: of h*w pixels, min(num_points,
+    h*w / oversample_ratio) are read, the first importance_sample_ratio of
+    them the pixels whose logits are nearest 0; the loss reads the logits
+    and area-averaged targets there."""
+    head = build_model('mixed').bbox_head
+    head.num_points, head.oversample_ratio = 64, 3.0
+    head.importance_sample_ratio = 0.75
+    torch.manual_seed(0)
+    logits = torch.randn(4, 12 * 10)
+    idx = head.pixel_points(logits)
+    assert idx.shape == (4, 40)  # 120 / 3 < 64
+    nearest = (-logits.abs()).topk(30, dim=1)[1]
+    assert torch.equal(idx[:, :30].sort(1)[0], nearest.sort(1)[0])
+    assert (idx >= 0).all() and (idx < 120).all()
+    head.num_points = 16
+    assert head.pixel_points(logits).shape == (4, 16)
+    # the loss reads exactly those pixels
+    head.mask_loss_sampling = 'pixels'
+    head.num_points = 64
+    C, h, w = head.embed_dims, 6, 8
+    feats = torch.randn(1, C, h, w)
+    gt_masks = torch.rand(2, 4 * h, 4 * w) > 0.5
+    gts = [InstanceData(labels=torch.tensor([0, 1]), masks=gt_masks)]
+    embeds = torch.randn(1, 3, C)
+    pos, pos_gt = [torch.tensor([2, 0])], [torch.tensor([1, 0])]
+    torch.manual_seed(1)
+    out = head.loss_masks([('', embeds, pos, pos_gt)], feats, gts)
+    logits = torch.einsum('nc,chw->nhw', embeds[0, pos[0]],
+                          feats[0]).flatten(1)
+    torch.manual_seed(1)
+    idx = head.pixel_points(logits)
+    target = F.avg_pool2d(gt_masks[pos_gt[0]].float()[None], 4)[0]
+    p, t = logits.gather(1, idx), target.flatten(1).gather(1, idx)
+    bce = F.binary_cross_entropy_with_logits(p, t)
+    assert torch.allclose(out['loss_mask'], 5 * bce, atol=1e-5)
 
 
 def test_dn_mask_groups_supervise_the_first_groups_only():

@@ -18,6 +18,28 @@ class MaskLosses:
     ``loss_mask``, ``loss_dice``, ``num_points``, ``oversample_ratio``,
     ``importance_sample_ratio`` and ``mask_loss_sampling``."""
 
+    def pixel_points(self, logits: Tensor) -> Tensor:
+        """Mask2Former's importance sampling with the pixel grid as the
+        oversampled candidates: of the h*w pixels, n = min(num_points,
+        h*w / oversample_ratio) are read, ``importance_sample_ratio`` of them
+        the most uncertain pixels (logits nearest 0), the rest uniformly
+        random ones (the same shares of candidates as Mask2Former's).
+
+        Args:
+            logits (Tensor): (M, h*w) mask logits.
+
+        Returns:
+            Tensor: (M, n) pixel indices, the uncertain ones first.
+        """
+        M, HW = logits.shape
+        n = max(1, min(self.num_points, int(HW / self.oversample_ratio)))
+        num_uncertain = int(self.importance_sample_ratio * n)
+        with torch.no_grad():
+            uncertain = (-logits.abs()).topk(num_uncertain, dim=1)[1]
+            rand = torch.randint(0, HW, (M, n - num_uncertain),
+                                 device=logits.device)
+        return torch.cat([uncertain, rand], 1)
+
     def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
                    gts: List[InstanceData]) -> Dict[str, Tensor]:
         """BCE + dice on the matched queries of images with masks, for
@@ -26,8 +48,9 @@ class MaskLosses:
         Only the matched queries' masks (M, h, w) are built, image by image
         from ``mask_embeds`` (B, N_s, C) and ``mask_features`` (B, C, h, w);
         Mask2Former's uncertainty point sampling runs once over all of them
-        (with ``mask_loss_sampling='dense'``: every pixel, against the GT
-        masks area-averaged to (h, w)) and each set's losses are its masks'
+        (``mask_loss_sampling='dense'``: every pixel, ``'pixels'``:
+        :meth:`pixel_points`, both against the GT masks area-averaged to
+        (h, w)) and each set's losses are its masks'
         share, averaged over its own number of masks (as if every set were
         computed alone).
 
@@ -35,7 +58,7 @@ class MaskLosses:
             mask_sets (list[tuple]): ``(prefix, mask_embeds, pos_inds,
                 pos_gt_inds)`` per set.
         """
-        dense = self.mask_loss_sampling == 'dense'
+        on_grid = self.mask_loss_sampling in ('dense', 'pixels')
         preds, targets, set_ids = [], [], []
         for b, (gt, feat) in enumerate(zip(gts, mask_features)):
             if 'masks' not in gt:
@@ -48,7 +71,7 @@ class MaskLosses:
                 set_ids.append(torch.full_like(pos_inds[b], s))
             preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
             gt_masks = gt.masks
-            if dense:  # each GT once, then indexed per matched query
+            if on_grid:  # each GT once, then indexed per matched query
                 gt_masks = F.adaptive_avg_pool2d(
                     gt_masks[None].float(), feat.shape[-2:])[0]
             targets.append(gt_masks[torch.cat(tgt)])
@@ -67,8 +90,12 @@ class MaskLosses:
             return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
                     for k in ('loss_mask', 'loss_dice')}
         preds, targets = torch.cat(preds), torch.cat(targets)
-        if dense:
+        if self.mask_loss_sampling == 'dense':
             point_preds, point_targets = preds.flatten(1), targets.flatten(1)
+        elif self.mask_loss_sampling == 'pixels':
+            idx = self.pixel_points(preds.flatten(1))
+            point_preds = preds.flatten(1).gather(1, idx)
+            point_targets = targets.flatten(1).gather(1, idx)
         else:
             with torch.no_grad():
                 points = get_uncertain_point_coords_with_randomness(

@@ -61,10 +61,12 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
             ``'points'`` (default, Mask2Former's uncertainty points) or
             ``'dense'`` (every pixel of the (h, w) mask logits against the
             ground truth area-averaged to (h, w)). Dense is about 10x
-            cheaper for small masks (the tiny model's 40x40) but, at the
-            same iterations on the crowded world, lost 5-6 stuff PQ
-            (docs/fair_comparison.md): the losses' weights were set for
-            points that sit mostly on the boundaries.
+            cheaper for small masks (the tiny model's 40x40) but, at about
+            the same iterations on the crowded world, lost 0.6-6.2 stuff PQ
+            per seed, 3.9 on average (docs/fair_comparison.md): the loss
+            weights were set for points that sit mostly on boundaries.
+            ``'pixels'``: Mask2Former's importance sampling on the pixel
+            grid (:meth:`MaskLosses.pixel_points`), as cheap as dense.
         num_dn_mask_groups (int, optional): denoising groups whose masks are
             supervised (the first k; class and box losses use every group).
             With few objects per image DINO's dynamic groups make up to
@@ -128,9 +130,9 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
-        if mask_loss_sampling not in ('points', 'dense'):
+        if mask_loss_sampling not in ('points', 'dense', 'pixels'):
             raise ValueError(f'mask_loss_sampling={mask_loss_sampling!r}: '
-                             "use 'points' or 'dense'")
+                             "use 'points', 'dense' or 'pixels'")
         self.mask_loss_sampling = mask_loss_sampling
         self.num_dn_mask_groups = num_dn_mask_groups
         self.logit_scale_init = logit_scale

@@ -1,0 +1,53 @@
+"""benchmarks/profile_step.py's stage timer: nested stages are subtracted
+from the outer one (the rows add up to the step) and the methods named in
+STAGES are found on a model and timed."""
+import os.path as osp
+import sys
+import time
+
+from torch import nn
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+import profile_step  # noqa: E402
+
+
+def test_nested_stages_are_exclusive():
+    timer = profile_step.StageTimer(lambda: None)
+    with timer.stage('outer'):
+        time.sleep(0.05)
+        with timer.stage('inner'):
+            time.sleep(0.1)
+    assert 0.09 < timer.total['inner'] < 0.2
+    assert 0.04 < timer.total['outer'] < 0.09  # without the inner 0.1 s
+
+
+def test_instrument_times_the_named_methods(monkeypatch):
+    class Layer(nn.Module):
+        def forward(self, x):
+            time.sleep(0.02)
+            return x
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = Layer()
+            self.layers = nn.ModuleList([Layer(), Layer()])
+
+        def forward(self, x):
+            x = self.backbone(x)
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    monkeypatch.setitem(profile_step.STAGES, 'toy', [
+        ('backbone', 'backbone', 'forward'),
+        ('layers', 'layers.*', 'forward'),
+        ('absent', 'neck', 'forward')])
+    model = Model()
+    timer = profile_step.StageTimer(lambda: None)
+    found = profile_step.instrument(model, 'toy', timer)
+    assert found == ['backbone', 'layers']  # a stage the model lacks is left out
+    model(1)
+    assert 0.015 < timer.total['backbone'] < 0.1
+    assert 0.035 < timer.total['layers'] < 0.2  # both layers
