@@ -161,13 +161,26 @@ def test_replayed_post_processing_equals_the_model_output(small_world,
     assert 'predict' not in vars(model.panoptic_fusion_head)  # unpatched
 
 
+def stored_row(pq, commit='x', **extra):
+    """A stored run of fair_comparison.py with every score ``pq``."""
+    return dict(PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq,
+                          'box AP': pq},
+                iters=10, seconds=1, minutes=0.1, thresholds=dict(
+                    object_mask_thr=0.3, iou_thr=0.8), commit=commit,
+                date='d', **extra)
+
+
+def no_world_generation(monkeypatch):
+    """The runner's world generation off (the tests' runs are faked)."""
+    sys.path.insert(0, f'{REPO}/tools')
+    import demo
+    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+
+
 def test_seeds_runner_skips_finished_runs(tmp_path, monkeypatch):
     sys.path.insert(0, TOOLS)
     import fair_comparison
-    row = lambda pq: dict(  # noqa: E731
-        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
-        iters=10, seconds=1, minutes=0.1, thresholds=dict(
-            object_mask_thr=0.3, iou_thr=0.8), commit='x', date='d')
+    row = stored_row
     store = tmp_path / 'store.json'
     done = {f'shapes/{m}/seed{s}': row(30.0 if m == 'mqformer' else 20.0)
             for m in ('mqformer', 'mask2former') for s in (0, 1)}
@@ -178,9 +191,7 @@ def test_seeds_runner_skips_finished_runs(tmp_path, monkeypatch):
         calls.append((world, name, seed))
         return row(40.0 if name == 'mqformer' else 25.0)
     monkeypatch.setattr(fair_comparison, 'one_run', one_run)
-    sys.path.insert(0, f'{REPO}/tools')
-    import demo
-    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    no_world_generation(monkeypatch)
     argv = ['--worlds', 'shapes', '--seeds', '0', '1', '2', '--store',
             str(store), '--work-dir', str(tmp_path / 'wd')]
     results = fair_comparison.main(argv)
@@ -206,13 +217,10 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
     sys.path.insert(0, TOOLS)
     import fair_comparison
     from mqformer.evaluation.lost_objects import STAGES
-    row = lambda pq, commit: dict(  # noqa: E731
-        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
-        iters=10, seconds=1, minutes=0.1, thresholds=dict(
-            object_mask_thr=0.3, iou_thr=0.8), commit=commit, date='d',
-        lost=dict(thing=dict.fromkeys(STAGES, 1),
-                  stuff=dict.fromkeys(STAGES, 1),
-                  mask_iou=dict(thing=0.5, stuff=0.5)))
+    row = lambda pq, commit: stored_row(  # noqa: E731
+        pq, commit, lost=dict(thing=dict.fromkeys(STAGES, 1),
+                              stuff=dict.fromkeys(STAGES, 1),
+                              mask_iou=dict(thing=0.5, stuff=0.5)))
     store = tmp_path / 'store.json'
     done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
             for m in ('mqformer', 'mask2former') for s in (0, 1, 2)}
@@ -229,9 +237,7 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
     monkeypatch.setattr(fair_comparison, 'score_checkpoint',
                         score_checkpoint)
     monkeypatch.setattr(fair_comparison, 'commit', lambda: 'new')
-    sys.path.insert(0, f'{REPO}/tools')
-    import demo
-    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    no_world_generation(monkeypatch)
     argv = ['--worlds', 'shapes', '--models', 'mqformer', '--seeds', '0',
             '1', '--rescore', '--store', str(store), '--work-dir',
             str(tmp_path / 'wd')]
@@ -257,10 +263,7 @@ def test_retrain_keeps_the_old_row_and_trains_the_seed_again(
     checkpoints are new."""
     sys.path.insert(0, TOOLS)
     import fair_comparison
-    row = lambda pq, commit: dict(  # noqa: E731
-        PQ=pq, **{'PQ th': pq, 'PQ st': pq, 'mask AP': pq, 'box AP': pq},
-        iters=10, seconds=1, minutes=0.1, thresholds=dict(
-            object_mask_thr=0.3, iou_thr=0.8), commit=commit, date='d')
+    row = stored_row
     store = tmp_path / 'store.json'
     done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
             for m in ('mqformer', 'mask2former') for s in (0, 1)}
@@ -275,9 +278,7 @@ def test_retrain_keeps_the_old_row_and_trains_the_seed_again(
         return row(40.0, 'new')
     monkeypatch.setattr(fair_comparison, 'one_run', one_run)
     monkeypatch.setattr(fair_comparison, 'commit', lambda: 'new')
-    sys.path.insert(0, f'{REPO}/tools')
-    import demo
-    monkeypatch.setattr(demo, 'make_world', lambda *a, **k: None)
+    no_world_generation(monkeypatch)
     argv = ['--worlds', 'shapes', '--models', 'mqformer', '--seeds', '0',
             '1', '--retrain', '--store', str(store), '--work-dir',
             str(tmp_path / 'wd')]

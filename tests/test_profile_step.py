@@ -18,8 +18,9 @@ def test_nested_stages_are_exclusive():
         time.sleep(0.05)
         with timer.stage('inner'):
             time.sleep(0.1)
-    assert 0.09 < timer.total['inner'] < 0.2
-    assert 0.04 < timer.total['outer'] < 0.09  # without the inner 0.1 s
+    assert timer.total['inner'] >= 0.1
+    # the outer stage's own 0.05 s, without the inner 0.1 s
+    assert 0.05 <= timer.total['outer'] < 0.1
 
 
 def test_instrument_times_the_named_methods(monkeypatch):
@@ -49,5 +50,5 @@ def test_instrument_times_the_named_methods(monkeypatch):
     found = profile_step.instrument(model, 'toy', timer)
     assert found == ['backbone', 'layers']  # a stage the model lacks is left out
     model(1)
-    assert 0.015 < timer.total['backbone'] < 0.1
-    assert 0.035 < timer.total['layers'] < 0.2  # both layers
+    assert 0.02 <= timer.total['backbone'] < 0.06  # not the layers' 0.04
+    assert 0.04 <= timer.total['layers']  # both layers
