@@ -38,6 +38,7 @@ setup(
         optional=parse_requirements('requirements/optional.txt'),
         panoptic=parse_requirements('requirements/panoptic.txt'),
         deploy=parse_requirements('requirements/deploy.txt'),
+        web=parse_requirements('requirements/web.txt'),
     ),
     license='Apache License 2.0',
     zip_safe=False,

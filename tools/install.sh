@@ -47,7 +47,7 @@ fi
 
 $PIP install -q -r requirements/mminstall.txt -r requirements/runtime.txt \
   -r requirements/tests.txt -r requirements/optional.txt \
-  -r requirements/deploy.txt
+  -r requirements/deploy.txt -r requirements/web.txt
 $PIP install -q --no-deps -r requirements/panoptic.txt
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mqformer; print('[install] ok: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__, 'mqformer', mqformer.__version__)"

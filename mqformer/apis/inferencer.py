@@ -230,9 +230,21 @@ class MQFormerInferencer:
             head.test_cfg.clear()
             head.test_cfg.update(saved)
 
-    def to_json(self, sample, task: str) -> dict:
+    def to_json(self, sample, task: str,
+                score_thr: Optional[float] = None) -> dict:
         """Predictions as plain JSON (RLE masks, xyxy boxes, scores, texts)."""
-        return predictions_to_json(sample, task, self.score_thr)
+        return predictions_to_json(
+            sample, task, self.score_thr if score_thr is None else score_thr)
+
+    def draw(self, img: np.ndarray, sample, score_thr: Optional[float] = None,
+             out_file: Optional[str] = None) -> np.ndarray:
+        """(H, W, 3) BGR image + predictions -> (H, W, 3) RGB overlay
+        (also written to ``out_file`` when given)."""
+        self.visualizer.add_datasample(
+            'overlay', mmcv.bgr2rgb(img), sample, draw_gt=False,
+            pred_score_thr=self.score_thr if score_thr is None else score_thr,
+            out_file=out_file)
+        return self.visualizer.get_image()
 
     def __call__(self, inputs: Union[str, np.ndarray, List],
                  texts: Sequence[str], task: str = 'panoptic',
@@ -251,10 +263,8 @@ class MQFormerInferencer:
                 name = osp.splitext(osp.basename(img))[0] if isinstance(
                     img, str) else f'image_{k:05d}'
                 bgr = read_image(img) if isinstance(img, str) else img
-                self.visualizer.add_datasample(
-                    name, mmcv.bgr2rgb(bgr), sample, draw_gt=False,
-                    pred_score_thr=self.score_thr,
-                    out_file=osp.join(out_dir, name + '.jpg'))
+                self.draw(bgr, sample, out_file=osp.join(out_dir,
+                                                         name + '.jpg'))
                 with open(osp.join(out_dir, name + '.json'), 'w') as f:
                     json.dump(res, f)
         return results

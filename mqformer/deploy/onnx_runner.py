@@ -47,7 +47,9 @@ class ONNXRunner:
             raise ValueError(f'{onnx_file}: no "{METADATA_KEY}" metadata; '
                              'export it with tools/deployment/export_onnx.py')
         self.meta = json.loads(props[METADATA_KEY])
-        self.input_shape = tuple(self.meta['input_shape'])
+        # None: a graph for every size (export_onnx dynamic=True)
+        self.input_shape = None if self.meta.get('dynamic') else tuple(
+            self.meta['input_shape'])
         self.fusion_head = MQFusionHead(test_cfg=self.meta['test_cfg'])
 
     # ------------------------------------------------------------ steps
@@ -56,11 +58,19 @@ class ONNXRunner:
         (``img_shape``, ``ori_shape``, ``scale_factor``,
         ``batch_input_shape``): the image is resized to fit the exported
         (H, W) keeping its aspect ratio and padded at the bottom/right, as
-        mmdet's ``Resize(keep_ratio=True)`` + data preprocessor do."""
-        H, W = self.input_shape
+        mmdet's ``Resize(keep_ratio=True)`` + data preprocessor do. A
+        dynamic graph takes the test pipeline's resize (``test_scale``) and
+        pads to ``pad_size_divisor``, exactly as in PyTorch."""
         h, w = img.shape[:2]
-        resized = mmcv.imrescale(img, min(H / h, W / w),
-                                 interpolation='bilinear')
+        if self.input_shape is None:
+            resized = mmcv.imrescale(img, tuple(self.meta['test_scale']),
+                                     interpolation='bilinear')
+            div = self.meta.get('pad_size_divisor', 1) or 1
+            H, W = (-(-x // div) * div for x in resized.shape[:2])
+        else:
+            H, W = self.input_shape
+            resized = mmcv.imrescale(img, min(H / h, W / w),
+                                     interpolation='bilinear')
         rh, rw = resized.shape[:2]
         x = resized.astype(np.float32)
         if self.meta['bgr_to_rgb']:

@@ -198,6 +198,78 @@ def test_vocabulary_file_and_bad_inputs(exported, tmp_path):
         ONNXRunner(str(tmp_path / 'bare.onnx'))
 
 
+# three sizes and aspect ratios through one dynamic file (H, W)
+DYNAMIC_SIZES = ((128, 160), (96, 224), (224, 96))
+
+
+@pytest.fixture(scope='module')
+def exported_dynamic(exported, tmp_path_factory):
+    from mqformer.deploy import export_onnx
+    model = exported[0]
+    path = str(tmp_path_factory.mktemp('onnx') / 'tiny_dynamic.onnx')
+    meta = export_onnx(model, path, SHAPE, dynamic=True, test_scale=(160, 128))
+    return model, path, meta
+
+
+@pytest.mark.parametrize('size', DYNAMIC_SIZES)
+def test_dynamic_graph_matches_pytorch_at_any_size(exported_dynamic, size):
+    """One file, three image sizes and aspect ratios (each padded at the
+    bottom), the same bounds as the fixed-size graph."""
+    from mqformer.deploy import MQFormerExportModel, ONNXRunner
+    model, path, meta = exported_dynamic
+    assert meta['dynamic'] and meta['input_shape'] is None
+    H, W = size
+    g = torch.Generator().manual_seed(H + W)
+    x = torch.randn(1, 3, H, W, generator=g)
+    x[:, :, H - 32:] = 0
+    t = torch.randn(1, 6, model.embed_dims, generator=g)
+    s = torch.tensor([H - 32, W])
+    with torch.no_grad():
+        ref = MQFormerExportModel(model).eval()(x, t, s)
+        fixed = MQFormerExportModel(model, size).eval()(x, t, s)
+    out = ONNXRunner(path).session.run(None, dict(
+        inputs=x.numpy(), text_embeds=t.numpy(), img_shape=s.numpy()))
+    assert out[2].shape == (1, 30, H // 4, W // 4)
+    for (name, tol), o, r, f in zip(TOL.items(), out, ref, fixed):
+        assert torch.equal(r, f), name  # the symbolic path is the same math
+        assert np.abs(o - r.numpy()).max() < tol, name
+
+
+def test_dynamic_runner_resizes_as_the_test_pipeline(exported_dynamic):
+    """A dynamic file's runner resizes as the test pipeline's Resize and
+    pads to 32 only: its panoptic map equals MQFormerInferencer-style
+    preprocessing + MQFormer.predict."""
+    import mmcv
+    from mmdet.structures import DetDataSample
+    from mqformer.deploy import ONNXRunner, encode_vocabulary
+    model, path, _ = exported_dynamic
+    runner = ONNXRunner(path)
+    img = image(seed=2, size=(90, 200))
+    inputs, meta = runner.preprocess(img)
+    resized = mmcv.imrescale(img, (160, 128))  # the test scale (w, h)
+    assert meta['img_shape'] == resized.shape[:2] == (72, 160)
+    assert inputs.shape == (1, 3, 96, 160)
+    texts = ['red circle', 'blue square', 'sky', 'grass']
+    vocab = encode_vocabulary(model, texts)
+    got = runner.predict(img, vocab, 'panoptic', stuff_texts=['sky', 'grass'])
+    sample = DetDataSample(metainfo=dict(
+        meta, texts=texts, text_type='class', task='panoptic',
+        text_is_thing=[t not in ('sky', 'grass') for t in texts]))
+    head = model.fusion_head
+    saved = dict(head.test_cfg)
+    head.test_cfg.update(panoptic_on=True, instance_on=False,
+                         semantic_on=False)
+    try:
+        with torch.no_grad():
+            ref = model.predict(torch.from_numpy(inputs), [sample])[0]
+    finally:
+        head.test_cfg.clear()
+        head.test_cfg.update(saved)
+    a, b = got.pred_panoptic_seg.sem_seg, ref.pred_panoptic_seg.sem_seg
+    assert a.shape == b.shape and a.shape[-2:] == img.shape[:2]
+    assert (a == b).float().mean() >= 0.99
+
+
 def run_tool(*args):
     return subprocess.run([sys.executable, *args], cwd=REPO,
                           capture_output=True, text=True)
@@ -205,8 +277,9 @@ def run_tool(*args):
 
 def test_export_and_onnx_infer_tools(tiny_checkpoint, tmp_path):
     """The README commands: export (+ vocabulary, --verify), a second
-    vocabulary without re-exporting, onnx_infer to JSON; --dynamic and a
-    bad --shape are refused with the reason."""
+    vocabulary without re-exporting, onnx_infer to JSON; a
+    bad --shape are refused with the reason; --dynamic exports and
+    verifies at two sizes."""
     out = str(tmp_path / 'm.onnx')
     tool = osp.join(REPO, 'tools/deployment')
     r = run_tool(f'{tool}/export_onnx.py', TINY_CFG, tiny_checkpoint, '--out',
@@ -232,9 +305,14 @@ def test_export_and_onnx_infer_tools(tiny_checkpoint, tmp_path):
     res = json.load(open(tmp_path / 'res' / 'img.json'))
     assert res['texts'] == ['blue square', 'green triangle', 'grass']
     assert 'panoptic' in res and res['height'] == 150
-    r = run_tool(f'{tool}/export_onnx.py', TINY_CFG, 'none', '--dynamic')
-    assert r.returncode != 0 and 'dynamic image sizes do not export' in \
-        r.stderr
+    dyn = str(tmp_path / 'dyn.onnx')
+    r = run_tool(f'{tool}/export_onnx.py', TINY_CFG, 'none', '--dynamic',
+                 '--out', dyn, '--verify')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'H, W dynamic' in r.stdout
+    errs = [float(line.rsplit('=', 1)[1]) for line in r.stdout.splitlines()
+            if line.startswith('[verify]')]
+    assert len(errs) == 6 and max(errs) < 5e-4  # two sizes
     r = run_tool(f'{tool}/export_onnx.py', TINY_CFG, 'none', '--out', out,
                  '--shape', '100', '160')
     assert r.returncode != 0 and 'multiples of 32' in r.stderr

@@ -3,11 +3,13 @@
 #
 #   python tools/deployment/export_onnx.py CONFIG CKPT --out model.onnx \
 #       [--shape 512 512] [--opset 17] [--texts "sky" "red circle" \
-#        --vocab-out vocab.npz] [--verify]
+#        --vocab-out vocab.npz] [--verify] \
+#       [--quantize int8|int8-static|fp16 [--calib-images DIR]]
 #
 # Run the file with mqformer.deploy.ONNXRunner or tools/deployment/onnx_infer.py.
 import argparse
 import os
+import os.path as osp
 import sys
 import time
 
@@ -23,7 +25,8 @@ def parse_args():
                    help='padded input size (multiples of 32); default: the '
                    'test pipeline\'s Resize scale rounded up to 32')
     p.add_argument('--dynamic', action='store_true',
-                   help='dynamic image size (not supported; says why)')
+                   help='one file for every image size (resized as the test '
+                   'pipeline does; --shape is then only the trace size)')
     p.add_argument('--opset', type=int, default=None)
     p.add_argument('--texts', nargs='+', default=None,
                    help='also write a vocabulary file for these texts')
@@ -33,8 +36,22 @@ def parse_args():
                    help='vocabulary file (default: next to --out)')
     p.add_argument('--verify', action='store_true',
                    help='compare onnxruntime with PyTorch on a random input')
+    p.add_argument('--quantize', default=None,
+                   choices=['int8', 'int8-static', 'fp16'],
+                   help='also write a smaller copy next to --out: int8 '
+                   '(dynamic, no calibration), int8-static (calibrated on '
+                   '--calib-images with --texts) or fp16')
+    p.add_argument('--calib-images', default=None,
+                   help='folder of your own images for int8-static')
+    p.add_argument('--calib-num', type=int, default=32,
+                   help='calibration images used (the first, sorted)')
     p.add_argument('--device', default='cpu')
-    return p.parse_args()
+    args = p.parse_args()
+    if args.quantize == 'int8-static' and not (args.calib_images and
+                                               args.texts):
+        p.error('--quantize int8-static needs --calib-images DIR and --texts '
+                '(the vocabulary the ranges are calibrated with)')
+    return args
 
 
 def default_shape(cfg):
@@ -49,9 +66,6 @@ def default_shape(cfg):
 
 def main():
     args = parse_args()
-    if args.dynamic:
-        from mqformer.deploy import FIXED_SIZE_REASON
-        sys.exit(f'--dynamic: {FIXED_SIZE_REASON}')
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     import numpy as np
     import torch
@@ -65,32 +79,50 @@ def main():
     opset = args.opset or DEFAULT_OPSET
     t0 = time.time()
     try:
-        export_onnx(model, args.out, shape, opset)
+        export_onnx(model, args.out, shape, opset, dynamic=args.dynamic)
     except ValueError as e:
         sys.exit(str(e))
-    print(f'[export] {args.out}: input (1, 3, {shape[0]}, {shape[1]}), '
-          f'text_embeds (1, T, {model.embed_dims}) with T dynamic, opset '
-          f'{opset}, {time.time() - t0:.1f} s')
+    size = '(1, 3, H, W) with H, W dynamic' if args.dynamic else \
+        f'(1, 3, {shape[0]}, {shape[1]})'
+    print(f'[export] {args.out}: input {size}, text_embeds (1, T, '
+          f'{model.embed_dims}) with T dynamic, opset {opset}, '
+          f'{time.time() - t0:.1f} s')
     if args.texts:
         vocab_out = args.vocab_out or os.path.splitext(args.out)[0] + \
             '_vocab.npz'
         encode_vocabulary(model, args.texts, args.text_type).save(vocab_out)
         print(f'[export] {vocab_out}: {len(args.texts)} texts')
+    if args.quantize:
+        from mqformer.deploy import calibration_images, quantize_onnx
+        small = f'{osp.splitext(args.out)[0]}_{args.quantize}.onnx'
+        images = calibration_images(args.calib_images, args.calib_num) \
+            if args.quantize == 'int8-static' else ()
+        vocab = encode_vocabulary(model, args.texts, args.text_type) \
+            if args.quantize == 'int8-static' else None
+        t0 = time.time()
+        quantize_onnx(args.out, small, args.quantize, images, vocab)
+        print(f'[export] {small}: {args.quantize}, '
+              f'{os.path.getsize(small) / 2**20:.1f} MB (float32: '
+              f'{os.path.getsize(args.out) / 2**20:.1f} MB), '
+              f'{time.time() - t0:.1f} s')
     if args.verify:
         runner = ONNXRunner(args.out)
-        wrapper = MQFormerExportModel(model, shape).eval()
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(1, 3, *shape, generator=g)
-        t = torch.randn(1, 7, model.embed_dims, generator=g)
-        s = torch.tensor([shape[0], shape[1] * 3 // 4])
-        with torch.no_grad():
-            ref = wrapper(x, t, s)
-        out = runner.session.run(None, dict(
-            inputs=x.numpy(), text_embeds=t.numpy(), img_shape=s.numpy()))
-        for name, o, r in zip(('cls_scores', 'boxes', 'masks'), out, ref):
-            print(f'[verify] {name}: max |onnxruntime - PyTorch| = '
-                  f'{float(np.abs(o - r.numpy()).max()):.2e}')
-
+        sizes = [shape] + ([(shape[0] + 64, max(32, shape[1] - 96))]
+                           if args.dynamic else [])
+        for H, W in sizes:
+            wrapper = MQFormerExportModel(
+                model, None if args.dynamic else (H, W)).eval()
+            x = torch.randn(1, 3, H, W, generator=g)
+            t = torch.randn(1, 7, model.embed_dims, generator=g)
+            s = torch.tensor([H, W * 3 // 4])
+            with torch.no_grad():
+                ref = wrapper(x, t, s)
+            out = runner.session.run(None, dict(
+                inputs=x.numpy(), text_embeds=t.numpy(), img_shape=s.numpy()))
+            for name, o, r in zip(('cls_scores', 'boxes', 'masks'), out, ref):
+                print(f'[verify] {H}x{W} {name}: max |onnxruntime - PyTorch| '
+                      f'= {float(np.abs(o - r.numpy()).max()):.2e}')
 
 if __name__ == '__main__':
     main()

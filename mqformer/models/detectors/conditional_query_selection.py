@@ -14,6 +14,13 @@ from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 
 
+def shape_tensor(shape: Tuple, like: Tensor) -> Tensor:
+    """(H, W) -> (2, ) tensor like ``like``; symbolic while tracing."""
+    if torch.jit.is_tracing():
+        return torch.stack([torch.as_tensor(x) for x in shape]).to(like)
+    return like.new_tensor(shape)
+
+
 class ConditionalQuerySelection:
     """The conditional-query steps of :class:`MQFormer` (a mixin of the
     detector, so that the selection reads the detector's encoder proposal
@@ -29,7 +36,8 @@ class ConditionalQuerySelection:
                        spatial_shapes: Tensor, text_embeds: Tensor,
                        text_mask: Tensor, mask_features: Tensor,
                        batch_data_samples: SampleList,
-                       img_shapes: Optional[Tensor] = None
+                       img_shapes: Optional[Tensor] = None,
+                       batch_input_shape: Optional[Tuple] = None
                        ) -> Tuple[Tensor, Tensor, Dict]:
         """MaskDINO's unified query selection: the top-k encoder proposals
         (scored by their best real text; padding and border proposals never
@@ -51,12 +59,14 @@ class ConditionalQuerySelection:
             self.decoder.num_layers](output_memory) + output_proposals
         if img_shapes is None:
             img_shapes = self.image_shapes(batch_data_samples, memory.device)
+        if batch_input_shape is None:
+            batch_input_shape = batch_data_samples[0].batch_input_shape
 
         def candidate_masks(b: int, idx: Tensor) -> Tensor:
             # (only with dqs_cfg type='mask_nms') the image's share of the
             # padded input
-            share = img_shapes[b] / img_shapes.new_tensor(
-                batch_data_samples[0].batch_input_shape)
+            share = img_shapes[b] / shape_tensor(batch_input_shape,
+                                                 img_shapes)
             return self.proposal_masks(output_memory[b, idx], mask_features[b],
                                        share)
 
@@ -86,7 +96,7 @@ class ConditionalQuerySelection:
                 masks = torch.einsum('bkc,bchw->bkhw', mask_embed,
                                      mask_features)
                 boxes, found = self.mask_boxes(
-                    masks, img_shapes, batch_data_samples[0].batch_input_shape)
+                    masks, img_shapes, batch_input_shape)
                 refs = torch.where(found[..., None],
                                    inverse_sigmoid(boxes, eps=1e-3), refs)
         return topk_content.detach(), refs, outputs
@@ -115,8 +125,10 @@ class ConditionalQuerySelection:
         # never a padding or border proposal: an image with fewer valid
         # proposals than N_c gets fewer conditional queries (the batch's
         # smallest count; QuerySplit carries it)
-        k = min(self.num_conditional,
-                int(torch.isfinite(scores).sum(1).min()))
+        num_valid = torch.isfinite(scores).sum(1).min()
+        k = num_valid.clamp(max=self.num_conditional) if \
+            torch.jit.is_tracing() else min(self.num_conditional,
+                                            int(num_valid))
         if self.dqs_cfg is None:
             return scores.topk(k, dim=1)[1]
         with torch.no_grad():
@@ -168,7 +180,9 @@ class ConditionalQuerySelection:
         Returns:
             Tensor: (K, ) proposal indices, survivors first, by score.
         """
-        pre = min(len(scores), self.dqs_cfg.get('nms_pre_ratio', 4) * k)
+        ratio = self.dqs_cfg.get('nms_pre_ratio', 4)
+        pre = torch.clamp(ratio * k, max=scores.shape[0]) if \
+            torch.jit.is_tracing() else min(len(scores), ratio * k)
         cand_scores, cand = scores.topk(pre)
         valid = torch.isfinite(cand_scores)
         cand, cand_scores = cand[valid], cand_scores[valid]
@@ -198,8 +212,14 @@ class ConditionalQuerySelection:
         """
         h, w = mask_features.shape[-2:]
         size = self.dqs_cfg.get('mask_size', 32)
-        if max(h, w) > size:  # (bilinear: adaptive pooling to a size that
-            # does not divide the input does not export to ONNX)
+        if torch.jit.is_tracing():  # any size: resizing to the same size
+            # is the identity
+            mask_features = F.interpolate(
+                mask_features[None], size=(torch.clamp(h, max=size),
+                                           torch.clamp(w, max=size)),
+                mode='bilinear', align_corners=False)[0]
+        elif max(h, w) > size:  # (bilinear: adaptive pooling to a size
+            # that does not divide the input does not export to ONNX)
             mask_features = F.interpolate(
                 mask_features[None], size=(min(h, size), min(w, size)),
                 mode='bilinear', align_corners=False)[0]
@@ -302,7 +322,7 @@ class ConditionalQuerySelection:
         fg = (mask_logits > 0) & in_h[:, None, :, None] & \
             in_w[:, None, None, :]
         rows, cols = fg.any(3), fg.any(2)  # (B, K, h), (B, K, w)
-        big = max(h, w) + 1
+        big = h + w + 1  # beyond any row or column
         y0 = torch.where(rows, ys, big).amin(-1).float()
         y1 = torch.where(rows, ys, -1).amax(-1).float() + 1
         x0 = torch.where(cols, xs, big).amin(-1).float()

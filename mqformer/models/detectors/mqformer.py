@@ -5,12 +5,12 @@ import torch
 from mmengine.logging import MessageHub
 from torch import Tensor, nn
 
-from mmdet.models.detectors import DeformableDETR, DetectionTransformer
+from mmdet.models.detectors import DetectionTransformer
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType, OptConfigType
 from ...engine.non_finite_guard import NONFINITE_TERMS
-from ..layers import (QuerySplit, check_query_mode,
+from ..layers import (QuerySplit, check_query_mode, encoder_output_proposals,
                       use_cpu_deformable_attention, use_sdpa_attention)
 from ..text_encoders import CLASS_TEXT
 from .conditional_query_selection import ConditionalQuerySelection
@@ -140,8 +140,17 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
             # learnable anchors spread over the image (DAB-DETR style)
             nn.init.uniform_(self.learnable_reference.weight, -2.0, 2.0)
 
-    # DeformableDETR's two-stage proposals from the flattened encoder memory
-    gen_encoder_output_proposals = DeformableDETR.gen_encoder_output_proposals
+    def gen_encoder_output_proposals(self, memory: Tensor,
+                                     memory_mask: Optional[Tensor],
+                                     spatial_shapes: Tensor
+                                     ) -> Tuple[Tensor, Tensor]:
+        """DeformableDETR's two-stage proposals from the flattened encoder
+        memory (B, S, C): its projected memory (B, S, C) and inverse-sigmoid
+        proposals (B, S, 4); see :func:`encoder_output_proposals` (the same
+        values, traceable at any image size; the level order)."""
+        memory, proposals = encoder_output_proposals(memory, memory_mask,
+                                                     spatial_shapes)
+        return self.memory_trans_norm(self.memory_trans_fc(memory)), proposals
 
     # ---------------------------------------------------------------- texts
     @staticmethod
@@ -224,6 +233,7 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
                     memory_mask: Optional[Tensor] = None,
                     batch_data_samples: OptSampleList = None,
                     img_shapes: Optional[Tensor] = None,
+                    batch_input_shape: Optional[Tuple] = None,
                     **kwargs) -> Tuple[Dict, Dict]:
         """Assemble ``[denoising | conditional | learnable]`` queries.
 
@@ -235,6 +245,8 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
             memory_mask (Tensor, optional): (B, S), True on padding.
             img_shapes (Tensor, optional): (B, 2) valid (h, w) of each
                 image; read from ``batch_data_samples`` when ``None``.
+            batch_input_shape (tuple, optional): (H, W) of the padded input,
+                likewise (an exported graph passes its symbolic size).
 
         Returns:
             tuple[dict]: decoder inputs (``query`` (B, N, C),
@@ -249,7 +261,8 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
         if self.num_conditional:
             content, refs_unact, enc_outputs = self.select_queries(
                 memory, memory_mask, spatial_shapes, text_embeds, text_mask,
-                mask_features, batch_data_samples, img_shapes)
+                mask_features, batch_data_samples, img_shapes,
+                batch_input_shape)
             queries.append(content)
             refs.append(refs_unact)
             if self.training:

@@ -2,6 +2,8 @@ from .deformable_attention import (CPUMultiScaleDeformableAttention,
                                    multi_scale_deformable_attn_cpu,
                                    use_cpu_deformable_attention)
 from .fast_attention import build_with_fast_attention
+from .level_geometry import (encoder_output_proposals,
+                             encoder_reference_points)
 from .mixed_query_decoder import (QUERY_MODES, MixedQueryDecoder,
                                   MixedQueryDecoderLayer, check_query_mode)
 from .query_split import QuerySplit
@@ -11,7 +13,8 @@ from .seg_encoder import MQSegEncoder
 __all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder',
            'MixedQueryDecoder', 'MixedQueryDecoderLayer',
            'QUERY_MODES', 'QuerySplit', 'SDPAMultiheadAttention',
-           'build_with_fast_attention',
+           'build_with_fast_attention', 'encoder_output_proposals',
+           'encoder_reference_points',
            'check_query_mode',
            'multi_scale_deformable_attn_cpu', 'use_cpu_deformable_attention',
            'use_sdpa_attention']

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from mmcv.ops import MultiScaleDeformableAttention
 from torch import Tensor, nn
 
+from .level_geometry import level_sizes, split_levels
+
 
 def multi_scale_deformable_attn_cpu(value: Tensor,
                                     value_spatial_shapes: Sequence,
@@ -31,8 +33,8 @@ def multi_scale_deformable_attn_cpu(value: Tensor,
     """
     B, _, heads, D = value.shape
     _, Q, _, L, P, _ = sampling_locations.shape
-    shapes = [(int(h), int(w)) for h, w in value_spatial_shapes]
-    values = value.split([h * w for h, w in shapes], dim=1)
+    shapes = level_sizes(value_spatial_shapes)  # symbolic while tracing
+    values = split_levels(value, shapes)
     grids = 2 * sampling_locations - 1
     weights = attention_weights.transpose(1, 2).reshape(B * heads, 1, Q, L, P)
     out = None

@@ -15,6 +15,7 @@ from mmdet.models.layers.transformer.utils import (MLP, coordinate_to_encoding,
                                                    inverse_sigmoid)
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType
+from .level_geometry import level_sizes
 from .query_split import QuerySplit
 
 QUERY_MODES = ('mixed', 'learnable', 'conditional')
@@ -316,8 +317,9 @@ class MixedQueryDecoder(DinoTransformerDecoder):
         ``lid % num_levels`` (B, h*w, C) and the attention mask
         (B * num_heads, N_l, h*w) of the learnable queries (B, N_l, C)."""
         level = lid % spatial_shapes.size(0)
-        h, w = (int(x) for x in spatial_shapes[level])
-        start = int(level_start_index[level])
+        h, w = level_sizes(spatial_shapes)[level]
+        start = level_start_index[level]
+        start = start if torch.jit.is_tracing() else int(start)
         level_mask = None if memory_mask is None else \
             memory_mask[:, start:start + h * w]
         return dict(

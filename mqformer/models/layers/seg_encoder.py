@@ -11,6 +11,9 @@ from mmdet.models.layers import MSDeformAttnPixelDecoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
 
+from .level_geometry import (encoder_reference_points, spatial_shapes_of,
+                             split_levels)
+
 
 @MODELS.register_module()
 class MQSegEncoder(MSDeformAttnPixelDecoder):
@@ -133,14 +136,13 @@ class MQSegEncoder(MSDeformAttnPixelDecoder):
             pos.append(level_pos.flatten(2).transpose(1, 2))
             masks.append(mask)
             shapes.append(feat.shape[-2:])
-        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long,
-                                         device=feats[0].device)
+        spatial_shapes = spatial_shapes_of(shapes, feats[0].device)
         level_start_index = torch.cat((spatial_shapes.new_zeros(
             (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
         valid_ratios = torch.stack(
             [DeformableDETR.get_valid_ratio(m) for m in masks], 1)
         memory_mask = torch.cat([m.flatten(1) for m in masks], 1)
-        reference_points = self.encoder.get_encoder_reference_points(
+        reference_points = encoder_reference_points(
             spatial_shapes, valid_ratios, device=feats[0].device)
         memory = self.encoder(
             query=torch.cat(inputs, 1),
@@ -150,7 +152,7 @@ class MQSegEncoder(MSDeformAttnPixelDecoder):
             reference_points=reference_points,
             level_start_index=level_start_index,
             valid_ratios=valid_ratios)
-        levels = memory.split([h * w for h, w in shapes], 1)
+        levels = split_levels(memory, shapes)
         levels = [
             lvl.transpose(1, 2).reshape(B, -1, h, w)
             for lvl, (h, w) in zip(levels, shapes)
