@@ -130,26 +130,26 @@ class WebDemo:
         return overlay, rows, res, ' '.join(x for x in (status, note) if x)
 
 
-def _image_input(gr):
+def _image_input(gr, **kwargs):
     """gr.Image whose decoding error names the upload instead of failing
-    with PIL's message on a temporary path."""
+    with PIL's message on a temporary path (the instance's preprocess is
+    wrapped: a subclass would make Gradio write a stub file next to this
+    module)."""
+    image = gr.Image(**kwargs)
+    decode = image.preprocess
 
-    class ImageInput(gr.Image):
+    def preprocess(payload):
+        try:
+            return decode(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # PIL: not an image, empty, truncated
+            name = getattr(payload, 'orig_name', None) or 'the upload'
+            raise gr.Error(f'{name} is not an image that can be read '
+                           f'({type(e).__name__}); drop a JPEG or PNG')
 
-        def get_block_name(self) -> str:
-            return 'image'  # gr.Image's front end
-
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except gr.Error:
-                raise
-            except Exception as e:  # PIL: not an image, empty, truncated
-                name = getattr(payload, 'orig_name', None) or 'the upload'
-                raise gr.Error(f'{name} is not an image that can be read '
-                               f'({type(e).__name__}); drop a JPEG or PNG')
-
-    return ImageInput
+    image.preprocess = preprocess
+    return image
 
 
 def build_app(demo: WebDemo, examples: Sequence[Sequence] = (),
@@ -168,8 +168,8 @@ def build_app(demo: WebDemo, examples: Sequence[Sequence] = (),
                     'Drop an image, type what to find, pick the task.')
         with gr.Row():
             with gr.Column():
-                image = _image_input(gr)(label='image', type='filepath',
-                                         elem_id='image')
+                image = _image_input(gr, label='image', type='filepath',
+                                     elem_id='image')
                 texts = gr.Textbox(
                     label='texts (one per line, or separated by commas; '
                     'referring: one expression per line)', lines=3,
