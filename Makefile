@@ -19,8 +19,11 @@ demo: env
 demo-baseline: env
 	$(PY) tools/demo.py --work-dir work_dirs/demo --baseline-only
 
+# both cores: two pytest workers of one thread each (the subprocess-heavy tests
+# overlap), a test file's tests in one worker (its fixtures built once);
+# PYTEST_ARGS="-n 0" runs them one by one
 test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS)
 
 clean-env:
 	rm -rf $(VENV)

@@ -6,6 +6,8 @@ run, interleaved).
         [--modes int8 int8-static fp16] [--runs 9] [--threads 2]
         [--json benchmarks/results/onnx_quantized.json]
 
+(from the repository root).
+
 The checkpoint is the fair comparison's MQ-Former of that world and seed
 (tools/analysis_tools/fair_comparison.py trains it), with the panoptic
 thresholds it chose on the calibration images. Every runtime is scored by
@@ -136,11 +138,13 @@ def main():
         cfg.pop('randomness', None)
         cfgs[task] = cfg
     model = init_model(cfgs['panoptic'], ckpt)
-    shape = tuple(-(-x // 32) * 32 for x in demo_test_scale(cfgs['panoptic']))
+    from mqformer.apis.inferencer import test_scale_of
+    shape = tuple(-(-x // 32) * 32
+                  for x in test_scale_of(cfgs['panoptic'])[::-1])
     tmp = tempfile.mkdtemp()
     files = {'float32': osp.join(tmp, 'model.onnx')}
     export_onnx(model, files['float32'], shape)
-    world_root = fc.WORLDS[args.world]
+    world_root = osp.join(REPO, fc.WORLDS[args.world])
     calib = calibration_images(osp.join(world_root, 'calib'), args.calib_num)
     texts = fc.world_classes(world_root)
     vocab = encode_vocabulary(model, texts[0] + texts[1])
@@ -205,15 +209,6 @@ def main():
                            runs=args.runs, commit=commit,
                            date=time.strftime('%Y-%m-%d'), rows=rows), f,
                       indent=1)
-
-
-def demo_test_scale(cfg):
-    """(H, W) of the test pipeline's Resize."""
-    for t in cfg.test_dataloader.dataset.pipeline:
-        if t.get('type') == 'Resize':
-            w, h = t['scale']
-            return h, w
-    return 512, 512
 
 
 if __name__ == '__main__':

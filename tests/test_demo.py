@@ -9,15 +9,40 @@ import pytest
 from conftest import REPO
 
 
-def test_short_demo_end_to_end(tmp_path):
+def short_demo(tmp_path, *extra):
     out = subprocess.run(
         [sys.executable, f'{REPO}/tools/demo.py', '--work-dir', 'demo',
          '--minutes', '5', '--max-iters', '3', '--train-images', '8',
-         '--val-images', '3', '--calib-images', '2', '--baseline'],
+         '--val-images', '3', '--calib-images', '2', *extra],
         cwd=tmp_path, capture_output=True, text=True,
         env={'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = json.load(open(tmp_path / 'demo' / 'results.json'))
+    return out, json.load(open(tmp_path / 'demo' / 'results.json'))
+
+
+def test_short_demo_end_to_end(tmp_path):
+    """`make demo` on a tiny budget: the trained model's row for every task,
+    its calibrated thresholds, the pictures."""
+    out, rows = short_demo(tmp_path, '--skip-untrained')
+    assert len(rows) == 1 and 'trained' in rows[0]['model']
+    mq = rows[0]
+    for col in ('PQ', 'mask AP', 'box AP', 'mIoU', 'ref cIoU', 'fg MAE'):
+        assert mq['cells'][col] is not None, col
+    assert mq['iters'] == 3
+    thr = mq['thresholds']
+    assert 0 < thr['object_mask_thr'] < 1 and 0 < thr['iou_thr'] <= 1
+    assert '| model | PQ |' in out.stdout
+    for task in ('panoptic', 'instance', 'semantic', 'referring',
+                 'foreground'):
+        pics = tmp_path / 'demo' / 'pictures' / task
+        assert osp.isdir(pics) and len(list(pics.iterdir())) >= 1, task
+
+
+@pytest.mark.slow
+def test_short_demo_with_baseline_end_to_end(tmp_path):
+    """`make demo` + `make demo-baseline`: the untrained row, mmdet's
+    Mask2Former and the equal-data row, each trained and scored."""
+    out, rows = short_demo(tmp_path, '--baseline')
     names = [r['model'] for r in rows]
     assert any('MQ-Former' in n and 'trained' in n for n in names)
     assert any('untrained' in n for n in names)

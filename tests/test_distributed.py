@@ -92,7 +92,12 @@ def run(cmd, timeout=300):
     return p.stdout + p.stderr
 
 
-@pytest.mark.parametrize('mode', ['mixed', 'learnable', 'conditional'])
+@pytest.mark.parametrize('mode', [
+    'mixed',
+    # the single-type ablation modes: the same DDP path, other parameters
+    pytest.param('learnable', marks=pytest.mark.slow),
+    pytest.param('conditional', marks=pytest.mark.slow)
+])
 def test_dist_train_two_cpu_processes_end_with_identical_weights(
         mixed_world, tmp_path, mode):
     cfg = write_config(mixed_world, tmp_path, mode)

@@ -129,6 +129,16 @@ def predictions_to_json(sample, task: str, score_thr: float = 0.3) -> dict:
     return out
 
 
+def test_scale_of(cfg) -> Optional[tuple]:
+    """The test pipeline's ``Resize`` scale (w, h) of a config, or
+    ``None``."""
+    for t in (cfg or {}).get('test_dataloader', {}).get('dataset', {}).get(
+            'pipeline', []):
+        if t.get('type') == 'Resize':
+            return tuple(t['scale'])
+    return None
+
+
 def task_switches(task: str) -> dict:
     """``MQFusionHead.test_cfg`` switches with only ``task`` on."""
     if task not in TASKS:
@@ -195,11 +205,7 @@ class MQFormerInferencer:
                  name=f'mqformer_inferencer_{id(self)}'))
 
     def _test_scale(self):
-        for t in self.cfg.get('test_dataloader', {}).get('dataset', {}).get(
-                'pipeline', []):
-            if t.get('type') == 'Resize':
-                return tuple(t['scale'])
-        return (1333, 800)
+        return test_scale_of(self.cfg) or (1333, 800)
 
     def _switches(self, task: str) -> dict:
         return task_switches(task)

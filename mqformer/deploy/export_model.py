@@ -6,6 +6,8 @@ import torch
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
+from ..apis.inferencer import test_scale_of
+
 INPUT_NAMES = ('inputs', 'text_embeds', 'img_shape')
 OUTPUT_NAMES = ('cls_scores', 'boxes', 'masks')
 
@@ -70,15 +72,6 @@ class MQFormerExportModel(nn.Module):
 
 METADATA_KEY = 'mqformer'
 DEFAULT_OPSET = 17
-
-
-def test_scale_of(cfg) -> Optional[Tuple[int, int]]:
-    """The test pipeline's ``Resize`` scale (w, h), or ``None``."""
-    for t in (cfg or {}).get('test_dataloader', {}).get('dataset', {}).get(
-            'pipeline', []):
-        if t.get('type') == 'Resize':
-            return tuple(t['scale'])
-    return None
 
 
 def export_metadata(model: nn.Module, input_shape: Optional[Tuple[int, int]],

@@ -56,12 +56,11 @@ def parse_args():
 
 def default_shape(cfg):
     """The test pipeline's Resize scale (w, h) -> (H, W) rounded up to 32."""
-    for t in cfg.get('test_dataloader', {}).get('dataset', {}).get(
-            'pipeline', []):
-        if t.get('type') == 'Resize':
-            w, h = t['scale']
-            return tuple(-(-x // 32) * 32 for x in (h, w))
-    return (512, 512)
+    from mqformer.apis.inferencer import test_scale_of
+    scale = test_scale_of(cfg)
+    if scale is None:
+        return (512, 512)
+    return tuple(-(-x // 32) * 32 for x in scale[::-1])
 
 
 def main():
