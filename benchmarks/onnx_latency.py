@@ -4,9 +4,11 @@ input in both), same inputs, calls interleaved round-robin, threads pinned.
 
     python benchmarks/onnx_latency.py [--size 512] [--runs 7] [--threads 2]
         [--texts 80] [--models r50 tiny] [--quantize int8 int8-static fp16]
+        [--dynamic]
 
 Prints min/median/max per runtime and the ratio range onnxruntime/PyTorch;
-with --quantize also each smaller copy's time against float32 onnxruntime
+with --quantize (and --dynamic: the file for every image size, run at the
+same input) also each copy's time against the fixed-size float32 file
 (int8-static calibrates on 8 generated shapes-world images: latency only;
 accuracy is benchmarks/onnx_quantized.py's).
 """
@@ -34,6 +36,7 @@ def main():
                    choices=sorted(CONFIGS))
     p.add_argument('--quantize', nargs='*', default=[],
                    choices=['int8', 'int8-static', 'fp16'])
+    p.add_argument('--dynamic', action='store_true')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from mqformer.deploy import MQFormerExportModel, ONNXRunner, export_onnx
@@ -64,7 +67,12 @@ def main():
             f'{np.abs(o - r.numpy()).max() / np.abs(r.numpy()).max():.0e}'
             for o, r in zip(onnxruntime(), pytorch()))
         fns = dict(pytorch=pytorch, onnxruntime=onnxruntime)
-        for mode, small in quantized(model, path, args.quantize).items():
+        copies = quantized(model, path, args.quantize)
+        if args.dynamic:
+            copies['dynamic'] = path.replace('.onnx', '_dynamic.onnx')
+            export_onnx(model, copies['dynamic'], shape, dynamic=True,
+                        test_scale=shape[::-1])
+        for mode, small in copies.items():
             r = ONNXRunner(small, num_threads=args.threads)
             fns[mode] = (lambda r=r: r.session.run(None, feed))
             sizes[(name, mode)] = os.path.getsize(small) / 2**20
@@ -74,7 +82,7 @@ def main():
         ratios = ort / pt
         rows.append((name, pt, ort, ratios, err,
                      os.path.getsize(path) / 2**20))
-        for mode in args.quantize:
+        for mode in copies:
             q = np.array(raw[mode])
             qrows.append((name, mode, q, q / ort, sizes[(name, mode)]))
     print(f'\n{args.size}x{args.size}, {args.texts} texts, {args.threads} '

@@ -12,9 +12,18 @@ TOOL = f'{REPO}/tools/dataset_converters/make_shapes_world.py'
 
 
 def make(root, *args):
-    out = subprocess.run([sys.executable, TOOL, str(root), *args],
-                         capture_output=True, text=True, check=True)
-    return out.stdout
+    """The tool's main in this process (its command line is run as a
+    subprocess below); returns what it printed."""
+    import contextlib
+    import importlib.util
+    import io
+    spec = importlib.util.spec_from_file_location('make_shapes_world', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tool.main([str(root), *map(str, args)])
+    return out.getvalue()
 
 
 def counts(root):

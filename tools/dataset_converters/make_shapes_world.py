@@ -59,7 +59,7 @@ PRESETS = dict(
 CALIB_FIRST_ID = 1000001  # calibration image ids: disjoint from val's
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Generate the shapes world')
     p.add_argument('out', help='output root, e.g. data/shapes_world')
     p.add_argument('--train', type=int, default=200, help='training images')
@@ -78,7 +78,7 @@ def parse_args():
                    'and evaluated in <out>/openvocab')
     p.add_argument('--force', action='store_true',
                    help='regenerate even if the data exists')
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def open_vocab_pool(held_out):
@@ -100,8 +100,8 @@ def open_vocab_pool(held_out):
                          if n in held_out or n in seen]
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     if args.hold_out and args.preset != 'shapes':
         raise SystemExit('--hold-out: only with --preset shapes')
     every, seen, pool = open_vocab_pool(args.hold_out)
