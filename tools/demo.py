@@ -132,8 +132,10 @@ def text_encoder(cfg, kind, training=True):
     return cfg
 
 
-def train(cfg, work_dir, minutes, max_iters):
-    """Train under a wall-time budget; returns (checkpoint, iters, seconds)."""
+def train(cfg, work_dir, minutes, max_iters, save_at=()):
+    """Train under a wall-time budget; returns (checkpoint, iters, seconds).
+    ``save_at``: minutes at which to also write ``time_<m>min.pth``
+    (:class:`TimeBudgetHook`)."""
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io
@@ -148,7 +150,8 @@ def train(cfg, work_dir, minutes, max_iters):
              end=50)
     ]
     cfg.custom_hooks = [
-        dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0]),
+        dict(type='TimeBudgetHook', minutes=minutes, decay_at=LR_DROP[0],
+             save_at=list(save_at)),
         dict(type='ProgressHook',
              name=cfg.model.get('model_type', cfg.model.type))
     ]

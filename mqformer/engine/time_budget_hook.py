@@ -1,6 +1,6 @@
 """Stop training after a wall-time budget (equal-time comparisons, demos)."""
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from mmengine.dist import broadcast, get_world_size
@@ -27,25 +27,42 @@ class TimeBudgetHook(Hook):
     checkpoint (``meta.time_budget``): a resumed run continues the budget
     where it was and never drops the rates a second time.
 
+    With ``save_at`` the run also writes weights-only checkpoints
+    ``time_<m>min.pth`` once ``m`` minutes have passed: the points of a
+    learning curve from one run (the final checkpoint is the last point).
+
     Args:
         minutes (float): the training budget.
         decay_at (float, optional): fraction of the budget (0-1) at which the
             learning rates drop. None: no drop.
         decay_factor (float): the drop. Defaults to 0.1.
+        save_at (sequence of float): minutes at which to write a
+            checkpoint; marks at or past the budget are left to the final
+            checkpoint.
     """
     priority = 'LOWEST'
 
     def __init__(self, minutes: float, decay_at: Optional[float] = None,
-                 decay_factor: float = 0.1) -> None:
+                 decay_factor: float = 0.1, save_at: Sequence[float] = ()
+                 ) -> None:
         if decay_at is not None and not 0 < decay_at < 1:
             raise ValueError(f'TimeBudgetHook: decay_at must be in (0, 1), '
                              f'got {decay_at}')
         self.budget = minutes * 60
         self.decay_at = decay_at
         self.decay_factor = decay_factor
+        self.save_at = sorted(float(m) for m in save_at
+                              if float(m) * 60 < self.budget)
+        self.saved = []  # the marks written so far
         self.decayed = False
         self.start = None
         self.spent = 0.0  # seconds of the budget used before a resume
+        self._mark_iters = None
+
+    @staticmethod
+    def mark_name(minutes: float) -> str:
+        """The file name of the checkpoint written at ``minutes``."""
+        return f'time_{minutes:g}min.pth'
 
     def before_train(self, runner) -> None:
         self.start = time.perf_counter()
@@ -55,14 +72,19 @@ class TimeBudgetHook(Hook):
         # its own clock, no collective
         elapsed = self.spent if self.start is None else \
             self.spent + time.perf_counter() - self.start
-        checkpoint.setdefault('meta', {})['time_budget'] = dict(
-            elapsed=elapsed, decayed=self.decayed)
+        state = dict(elapsed=elapsed, decayed=self.decayed)
+        if self.save_at:
+            state['saved'] = list(self.saved)
+        if self._mark_iters is not None:  # a learning-curve point
+            state['iters'] = self._mark_iters
+        checkpoint.setdefault('meta', {})['time_budget'] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('meta', {}).get('time_budget')
         if runner._resume and state:
             self.spent = float(state['elapsed'])
             self.decayed = bool(state['decayed'])
+            self.saved = list(state.get('saved', []))
             runner.logger.info(
                 f'time budget: resumed after {self.spent / 60:.1f} of '
                 f'{self.budget / 60:.1f} min'
@@ -90,6 +112,17 @@ class TimeBudgetHook(Hook):
             runner.logger.info(
                 f'time budget: learning rates x{self.decay_factor} after '
                 f'{runner.iter + 1} iterations')
+        for mark in self.save_at:
+            if mark not in self.saved and elapsed >= mark * 60:
+                self.saved.append(mark)
+                self._mark_iters = runner.iter + 1
+                runner.save_checkpoint(
+                    runner.work_dir, self.mark_name(mark),
+                    save_optimizer=False, save_param_scheduler=False)
+                self._mark_iters = None
+                runner.logger.info(
+                    f'time budget: {self.mark_name(mark)} after '
+                    f'{runner.iter + 1} iterations')
         if elapsed >= self.budget and not runner.train_loop.stop_training:
             runner.logger.info(
                 f'time budget of {self.budget / 60:.1f} min reached after '

@@ -32,6 +32,47 @@ def test_lr_drops_once_at_the_fraction_then_stops_at_the_budget():
     assert any('x0.1' in m for m in logs) and any('reached' in m for m in logs)
 
 
+def test_learning_curve_checkpoints_once_each_and_after_a_resume(
+        monkeypatch):
+    """save_at=(0.5, 2) on a 1-minute budget: the 0.5 min mark is written
+    once, with its iteration count; 2 min is the final checkpoint's; a
+    resumed run does not write a mark again."""
+    import mqformer  # noqa: F401
+    from mqformer.engine import TimeBudgetHook
+    from mqformer.engine import time_budget_hook as tbh
+    clock = [0.0]
+    monkeypatch.setattr(tbh.time, 'perf_counter', lambda: clock[0])
+    hook = TimeBudgetHook(minutes=1, save_at=(2, 0.5))
+    assert hook.save_at == [0.5]
+    runner, _ = fake_runner()
+    saved = []
+
+    def save_checkpoint(work_dir, name, **kwargs):
+        ckpt = {}
+        hook.before_save_checkpoint(runner, ckpt)
+        saved.append((name, ckpt['meta']['time_budget']))
+
+    runner.work_dir, runner.save_checkpoint = 'wd', save_checkpoint
+    hook.before_train(runner)
+    for t in (10, 29, 31, 45):
+        clock[0] = float(t)
+        hook.after_train_iter(runner, 0)
+        runner.iter += 1
+    assert [n for n, _ in saved] == ['time_0.5min.pth']
+    assert saved[0][1]['iters'] == 3 and saved[0][1]['saved'] == [0.5]
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    assert 'iters' not in ckpt['meta']['time_budget']
+    resumed = TimeBudgetHook(minutes=1, save_at=(0.5, ))
+    runner._resume = True
+    resumed.after_load_checkpoint(runner, ckpt)
+    hook = resumed
+    resumed.before_train(runner)
+    clock[0] += 5
+    resumed.after_train_iter(runner, 0)
+    assert len(saved) == 1
+
+
 def test_decay_fraction_must_be_inside_the_budget():
     import mqformer  # noqa: F401
     from mqformer.engine import TimeBudgetHook

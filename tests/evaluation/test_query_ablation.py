@@ -95,7 +95,7 @@ def test_held_out_world_never_names_nor_draws_the_held_out_classes(
 def test_runs_are_stored_and_resumed(tmp_path):
     args = [sys.executable, TOOL, '--minutes', '5', '--max-iters', '2',
             '--seeds', '0', '--scales', 'ps_ss_vg_ref', '--strategies', 'mixed',
-            '--train-images', '6', '--val-images', '2']
+            '--train-images', '6', '--val-images', '2', '--eval-at', '0.001']
     env = {'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'}
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
@@ -123,6 +123,22 @@ def test_runs_are_stored_and_resumed(tmp_path):
         wd / 'attribution/misses.md').read_text()
     assert 'mixed model: things by conditional %' in r.stdout
     assert (tmp_path / 'data/shapes_world_heldout/openvocab').is_dir()
+    # the learning curve: a point from the same run's own checkpoint (after
+    # its first iteration) and the final one, each fully evaluated
+    curve = mixed['curve']
+    assert sorted(curve, key=float) == ['0.001', '5']
+    early, final = curve['0.001'], curve['5']
+    assert early['iters'] == 1 and final['iters'] == 2
+    rel = 'work_dirs/query_ablation/ps_ss_vg_ref/mixed/seed0'
+    assert early['checkpoint'] == f'{rel}/time_0.001min.pth'
+    assert (tmp_path / early['checkpoint']).is_file()
+    assert final['checkpoint'] == f'{rel}/final.pth'
+    for point in (early, final):
+        assert {'mask AP', 'PQ', 'mIoU', 'open-vocab mask AP',
+                'things by conditional %',
+                'thing proposal recall %'} <= set(point)
+        assert 0 <= point['thing proposal recall %'] <= 100
+    assert '| ps_ss_vg_ref | mixed | 0.001 | 1.0 +- 0.0 |' in r.stdout
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0 and '0 runs to do, 1 done' in r.stdout

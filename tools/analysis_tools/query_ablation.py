@@ -6,7 +6,7 @@
 #   python tools/analysis_tools/query_ablation.py [--minutes 3] \
 #       [--seeds 0 1 2] [--scales ps ps_ss ps_ss_vg_ref] \
 #       [--strategies mixed learnable conditional] \
-#       [--work-dir work_dirs/query_ablation]
+#       [--work-dir work_dirs/query_ablation] [--eval-at 2 5]
 #
 # Scales (as the R50 configs' names): ps = panoptic; ps_ss = + semantic (ADE
 # format); ps_ss_vg_ref = + grounding boxes (ODVG) + referring phrases.
@@ -15,6 +15,10 @@
 # draws (HELD_OUT; the SeginW analogue). The world is generated once at
 # --world with those names held out. Resumable: a finished run (its entry in
 # WORK_DIR/results.json) is never repeated, so the runs can be spread over several sittings.
+# --eval-at: the same run is also evaluated on its checkpoints at those
+# minutes (a learning curve; the points before the budget's learning-rate
+# drop), with the proposal recall of the conditional queries (the
+# mechanism study) at every point.
 # Run from the repository root.
 import argparse
 import copy
@@ -58,6 +62,10 @@ def parse_args(argv=None):
                    choices=list(STRATEGY_CFG))
     p.add_argument('--train-images', type=int, default=200)
     p.add_argument('--val-images', type=int, default=40)
+    p.add_argument('--eval-at', type=float, nargs='*', default=[],
+                   metavar='MINUTES',
+                   help='also evaluate the run\'s checkpoints at these '
+                   'minutes (a learning curve from one run)')
     return p.parse_args(argv)
 
 
@@ -138,17 +146,63 @@ def one_run(args, scale, strategy, seed):
     ]
     cfg.randomness = dict(seed=seed)
     wd = osp.join(args.work_dir, scale, strategy, f'seed{seed}')
-    _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters)
-    metrics = {}
-    for header, task, key, mult in COLUMNS:
-        ecfg = eval_cfg(task, cfg.model, args.world)
-        ecfg.work_dir = osp.join(wd, f'eval_{task}')
-        m = demo.score_checkpoint(ecfg, ckpt)
-        metrics[header] = float(m[key]) * mult
-    row = dict(iters=iters, seconds=took, minutes=args.minutes, **metrics)
-    if strategy == 'mixed':
-        row.update(attribution(cfg.model, ckpt, wd, args.world))
+    _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters,
+                                      save_at=args.eval_at)
+    row = dict(iters=iters, seconds=took, minutes=args.minutes,
+               **evaluate_point(cfg.model, strategy, ckpt, wd, args.world,
+                                curve=bool(args.eval_at)))
+    if args.eval_at:
+        from mqformer.engine import TimeBudgetHook
+        row['curve'] = {}
+        for m in sorted(args.eval_at):
+            point = osp.join(wd, TimeBudgetHook.mark_name(m))
+            if not osp.isfile(point):  # at or past the budget: the final
+                continue
+            meta = torch_load_meta(point)
+            row['curve'][f'{m:g}'] = dict(
+                iters=meta['time_budget']['iters'], checkpoint=point,
+                **evaluate_point(cfg.model, strategy, point,
+                                 osp.join(wd, f'at_{m:g}min'), args.world,
+                                 curve=True))
+        row['curve'][f'{args.minutes:g}'] = dict(
+            iters=iters, checkpoint=ckpt,
+            **{k: v for k, v in row.items() if k in CURVE_KEYS})
     return row
+
+
+CURVE_KEYS = [h for h, *_ in COLUMNS] + list(ATTRIBUTION) + [
+    'thing proposal recall %', 'stuff proposal recall %']
+
+
+def torch_load_meta(path):
+    """A checkpoint's ``meta`` (weights-only load, mmengine's types
+    allowed)."""
+    from mqformer.compat import checkpoint_io, load_from_local_weights_only
+    with checkpoint_io():
+        return load_from_local_weights_only(path, 'cpu')['meta']
+
+
+def evaluate_point(model, strategy, ckpt, wd, world, curve=False):
+    """Table 2's columns of one checkpoint; for mixed the attribution; with
+    ``curve`` the conditional queries' proposal recall too (strategies
+    that have them)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    out = {}
+    for header, task, key, mult in COLUMNS:
+        ecfg = eval_cfg(task, model, world)
+        ecfg.work_dir = osp.join(wd, f'eval_{task}')
+        out[header] = float(demo.score_checkpoint(ecfg, ckpt)[key]) * mult
+    if strategy == 'mixed':
+        out.update(attribution(model, ckpt, wd, world))
+    if curve and strategy != 'learnable':
+        from mqformer.evaluation.proposal_recall import \
+            checkpoint_proposal_recall
+        recall = checkpoint_proposal_recall(
+            eval_cfg('panoptic', model, world), ckpt)
+        out.update({f'{kind} proposal recall %': recall[f'{kind} recall %']
+                    for kind in ('thing', 'stuff')})
+    return out
 
 
 def attribution(model, ckpt, wd, world):
@@ -191,7 +245,30 @@ def table(results, scales, strategies):
                 split.append(f'| {scale} | ' + ' | '.join(
                     mean_std([r[h] for r in rows]) for h in ATTRIBUTION) +
                              f' | {len(rows)} |')
-    return '\n'.join(lines + (split if len(split) > 3 else []))
+    return '\n'.join(lines + (split if len(split) > 3 else []) +
+                     curve_table(results, scales, strategies))
+
+
+def curve_table(results, scales, strategies):
+    """The learning curve: every column at each evaluated minute of the
+    runs that have one, mean +- std over seeds."""
+    heads = [h for h, *_ in COLUMNS] + ['thing proposal recall %']
+    lines = ['', '| data-task scale | queries | minutes | iters | ' +
+             ' | '.join(heads) + ' | seeds |',
+             '|---' * (len(heads) + 5) + '|']
+    for scale in scales:
+        for strategy in strategies:
+            rows = [v['curve'] for k, v in results.items()
+                    if k.startswith(f'{scale}/{strategy}/') and 'curve' in v]
+            points = sorted({m for r in rows for m in r}, key=float)
+            for m in points:
+                at = [r[m] for r in rows if m in r]
+                cells = [mean_std([p[h] for p in at]) if all(
+                    p.get(h) is not None for p in at) else '-'
+                         for h in ['iters'] + heads]
+                lines.append(f'| {scale} | {strategy} | {m} | ' +
+                             ' | '.join(cells) + f' | {len(at)} |')
+    return lines if len(lines) > 3 else []
 
 
 def save(results, store):
