@@ -445,3 +445,27 @@ def test_panoptic_pixels_go_to_the_surer_mask():
     q = pan.query_index[0]
     assert (q[:, 2:6] == 0).all()  # without the quality term: query 1
     assert (q[:, :2] == -1).all()  # query 1 kept 2 of 6 columns: dropped
+
+
+def test_filter_low_score_false_paints_every_owned_pixel():
+    """mmdet's ``filter_low_score``: a kept query's segment is its owned
+    pixels inside its binary mask (True, MaskDINO) or every pixel it owns
+    (False, mmdet's Mask2Former default), for things and stuff alike; the
+    keep test reads the binary mask either way."""
+    h, w = 6, 6
+    masks = torch.full((1, h, w), -20.0)
+    masks[0, :, :3] = 4.0  # binary on the left half
+    masks[0, :, 3:] = -1.0  # owned (the only query) but under mask_thr
+    cls = torch.full((1, 1), 2.0)
+    for thing in (True, False):
+        inside = fusion(panoptic_on=True, instance_on=False, pano_temp=0,
+                        iou_thr=0.8, filter_low_score=True).panoptic(
+                            cls.sigmoid(), masks.sigmoid(), [thing])
+        every = fusion(panoptic_on=True, instance_on=False, pano_temp=0,
+                       iou_thr=0.8, filter_low_score=False).panoptic(
+                           cls.sigmoid(), masks.sigmoid(), [thing])
+        void = 1
+        assert (inside.sem_seg[0][:, 3:] == void).all()
+        assert (inside.sem_seg[0][:, :3] != void).all()
+        assert (every.sem_seg[0] != void).all()
+        assert (every.query_index[0] == 0).all()

@@ -51,18 +51,23 @@ MODELS_CFG = dict(
                             'mqformer_tiny_shapes-panoptic.py'),
     mqformer_pixels=osp.join(REPO, 'configs', 'mqformer',
                              'mqformer_tiny_shapes-panoptic.py'),
+    mqformer_decoupled=osp.join(REPO, 'configs', 'mqformer',
+                                'mqformer_tiny_shapes-panoptic.py'),
     mask2former=osp.join(REPO, 'configs', 'baselines',
                          'mask2former_tiny_shapes-panoptic.py'))
 # rows that are a config with settings changed (--cfg-options style)
 OPTIONS = dict(
     mqformer_dense={'model.bbox_head.mask_loss_sampling': 'dense'},
-    mqformer_pixels={'model.bbox_head.mask_loss_sampling': 'pixels'})
+    mqformer_pixels={'model.bbox_head.mask_loss_sampling': 'pixels'},
+    mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True})
 NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              mqformer_multitask='MQ-Former tiny, multitask data',
              mqformer_dense='MQ-Former tiny, panoptic data, dense mask '
              'losses',
              mqformer_pixels='MQ-Former tiny, panoptic data, mask losses at '
              'uncertain pixels',
+             mqformer_decoupled='MQ-Former tiny, panoptic data, stuff '
+             'without boxes',
              mask2former='Mask2Former tiny (same size, kernels, recipe)')
 # the crowded world's query budget (same total for both models)
 CROWDED_QUERIES = dict(learnable=25, conditional=75, mask2former=100)

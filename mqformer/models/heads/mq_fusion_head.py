@@ -59,11 +59,14 @@ class MQFusionHead(BaseModule):
     metadata); texts without it are things. Other keys: ``max_per_img``
     (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
-    ``mask_thr`` (0.5), ``text_chunk`` (128 texts per semantic scoring step).
+    ``mask_thr`` (0.5), ``filter_low_score`` (True: a panoptic segment is
+    the pixels its query owns inside its binary mask, MaskDINO's rule;
+    False: every pixel it owns, mmdet's Mask2Former default), ``text_chunk``
+    (128 texts per semantic scoring step).
     """
 
     SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
-                'mask_thr', 'text_chunk', 'box_source')
+                'mask_thr', 'filter_low_score', 'text_chunk', 'box_source')
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -248,7 +251,9 @@ class MQFusionHead(BaseModule):
         rivals: a stuff query is kept if at least ``iou_thr`` of its binary
         mask is owned by queries of its text (with the thing rule, duplicates
         that split a region each fall under ``iou_thr`` and the region is
-        lost).
+        lost). With ``filter_low_score`` False a kept query's segment is every
+        pixel it (stuff: its text) owns, also where its mask is under
+        ``mask_thr``; the keep test is the same.
 
         Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
         (1, H, W): the query that made each pixel's segment (-1 for void;
@@ -277,16 +282,18 @@ class MQFusionHead(BaseModule):
             owner = ((scores * quality)[:, None, None] * masks).argmax(0)
             owner_label = labels[owner]  # (H, W)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
+            inside = self.test_cfg.get('filter_low_score', True)
             instance_id = 1
             for k in scores.argsort(descending=True).tolist():
                 label = int(labels[k])
-                if is_thing[label]:
-                    region = (owner == k) & binary[k]
-                else:
-                    region = (owner_label == label) & binary[k]
+                owned = (owner == k) if is_thing[label] else \
+                    (owner_label == label)
+                region = owned & binary[k]
                 area, original = region.sum().item(), binary[k].sum().item()
                 if area == 0 or original == 0 or area / original < iou_thr:
                     continue
+                if not inside:
+                    region = owned
                 if is_thing[label]:
                     pan[region] = label + instance_id * INSTANCE_OFFSET
                     instance_id += 1
