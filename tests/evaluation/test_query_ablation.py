@@ -48,7 +48,7 @@ def test_each_strategy_is_evaluated_with_its_own_queries():
         model = Config.fromfile(qa.STRATEGY_CFG[strategy]).model
         for task in ('instance', 'panoptic', 'semantic', 'openvocab'):
             ecfg = qa.eval_cfg(task, model, 'data/held')
-            assert ecfg.model.query_mode == strategy
+            assert ecfg.model.query_mode == qa.query_mode(strategy)
             assert (ecfg.model.num_learnable_queries,
                     ecfg.model.num_conditional_queries) == (
                         model.num_learnable_queries,
@@ -61,6 +61,32 @@ def test_each_strategy_is_evaluated_with_its_own_queries():
             else:
                 assert not set(qa.HELD_OUT) & set(ds.metainfo['classes'])
         assert ecfg.model.test_cfg.instance_on
+
+
+def test_the_nodual_row_is_the_mixed_model_without_the_dual_block():
+    """``mixed_nodual`` (the mechanism row): mixed queries, the same
+    counts, every decoder layer without the dual-query cross-attention;
+    the mixed strategy keeps it."""
+    import torch
+    from mmengine.config import Config
+
+    from mqformer.models.layers import MixedQueryDecoder, QuerySplit
+    qa = tool()
+    layers = {}
+    for strategy in ('mixed', 'mixed_nodual'):
+        model = Config.fromfile(qa.STRATEGY_CFG[strategy]).model
+        assert qa.query_mode(strategy) == model.query_mode == 'mixed'
+        kwargs = {k: v for k, v in model.decoder.items() if k != 'type'}
+        dec = MixedQueryDecoder(**dict(kwargs, query_mode='mixed'))
+        layers[strategy] = dec.layers
+    assert all(l.with_dual_attn for l in layers['mixed'])
+    assert not any(l.with_dual_attn or hasattr(l, 'c2l_attn')
+                   for l in layers['mixed_nodual'])
+    # the block is an identity there: queries pass through unchanged
+    q = torch.randn(2, 30, 64)
+    split = QuerySplit(num_learnable=10, num_conditional=20)
+    out = layers['mixed_nodual'][0].dual_query_cross_attn(q, q, split)
+    assert torch.equal(out, q)
 
 
 def test_held_out_world_never_names_nor_draws_the_held_out_classes(
@@ -90,6 +116,47 @@ def test_held_out_world_never_names_nor_draws_the_held_out_classes(
         REPO, 'tools/dataset_converters/make_shapes_world.py'), str(out),
         '--hold-out', 'pink circle'], capture_output=True, text=True)
     assert r.returncode != 0 and 'pink circle' in r.stderr
+
+
+def test_crowded_preset_holds_out_its_names_and_counts_its_queries(
+        tmp_path):
+    """--preset crowded: a crowded world without the preset's held-out
+    names in any training or validation file, the open-vocabulary set of
+    exactly them, the world's own class lists in every config and the
+    fair comparison's query totals (25 + 75, 100, 100)."""
+    from mmengine.config import Config
+    qa = tool()
+    held = qa.PRESETS['crowded']['held_out']
+    out = tmp_path / 'crowded'
+    subprocess.run([sys.executable, osp.join(
+        REPO, 'tools/dataset_converters/make_shapes_world.py'), str(out),
+        '--preset', 'crowded', '--train', '2', '--val', '4', '--hold-out',
+        *held], check=True, capture_output=True)
+    assert qa.world_settings(str(out)) == ('crowded', held)
+    pan = json.load(open(out / 'annotations/panoptic_train.json'))
+    names = {c['name'] for c in pan['categories']}
+    assert len(names) == 60 - len(held) + 10 and not names & set(held)
+    ov = json.load(open(out / 'openvocab/annotations/instances_val.json'))
+    assert [c['name'] for c in ov['categories']] == list(held)
+    assert len(ov['annotations']) >= 4 * 5  # crowded: many per image
+    cfg = qa.on_world(Config.fromfile(qa.STRATEGY_CFG['mixed']), str(out))
+    for d in qa.scale_datasets(cfg, 'ps_ss'):
+        assert set(d.metainfo['classes']) == names
+    ecfg = qa.eval_cfg('openvocab', cfg.model, str(out))
+    assert ecfg.test_dataloader.dataset.metainfo['classes'] == list(held)
+    args = qa.parse_args(['--preset', 'crowded'])
+    assert (args.world, args.val_images) == ('data/crowded_world_heldout',
+                                             200)
+    args.world = str(out)
+    for strategy, counts in dict(mixed=(25, 75), learnable=(100, 0),
+                                 conditional=(0, 100)).items():
+        model = qa.train_config(args, 'ps', strategy, 0).model
+        assert (model.num_learnable_queries,
+                model.num_conditional_queries) == counts
+        assert model.query_mode == strategy
+    nodual = qa.train_config(args, 'ps', 'mixed_nodual', 0).model
+    assert (nodual.num_learnable_queries,
+            nodual.num_conditional_queries) == (25, 75)
 
 
 def test_runs_are_stored_and_resumed(tmp_path):
@@ -138,6 +205,9 @@ def test_runs_are_stored_and_resumed(tmp_path):
                 'things by conditional %',
                 'thing proposal recall %'} <= set(point)
         assert 0 <= point['thing proposal recall %'] <= 100
+        for key in ('things matched to conditional %',
+                    'stuff matched to learnable %'):
+            assert point[key] is None or 0 <= point[key] <= 100
     assert '| ps_ss_vg_ref | mixed | 0.001 | 1.0 +- 0.0 |' in r.stdout
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)

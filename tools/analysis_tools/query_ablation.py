@@ -1,24 +1,29 @@
 # The paper's query ablation (Table 2) at CPU scale: the three query
-# strategies (mixed 10 + 20, learnable 30, conditional 30: equal totals) at
-# growing data-task scales on the generated shapes world, several seeds each,
-# equal wall time per run; prints Table 2's layout as mean +- std.
+# strategies (mixed, learnable only, conditional only: equal totals) at
+# growing data-task scales on a generated world, several seeds each, equal
+# wall time per run; prints Table 2's layout as mean +- std.
 #
-#   python tools/analysis_tools/query_ablation.py [--minutes 3] \
-#       [--seeds 0 1 2] [--scales ps ps_ss ps_ss_vg_ref] \
-#       [--strategies mixed learnable conditional] \
-#       [--work-dir work_dirs/query_ablation] [--eval-at 2 5]
+#   python tools/analysis_tools/query_ablation.py [--preset crowded] \
+#       [--minutes 3] [--seeds 0 1 2] [--scales ps ps_ss ps_ss_vg_ref] \
+#       [--strategies mixed learnable conditional] [--work-dir DIR] \
+#       [--eval-at 2 5]
 #
+# Presets (make_shapes_world.py's): shapes (the demo's world; mixed 10 + 20,
+# learnable 30, conditional 30) and crowded (COCO-like, 10-40 things of 55
+# seen names per image; 25 + 75, 100, 100, as in fair_comparison.py).
 # Scales (as the R50 configs' names): ps = panoptic; ps_ss = + semantic (ADE
 # format); ps_ss_vg_ref = + grounding boxes (ODVG) + referring phrases.
-# Columns: mask AP, PQ, mIoU on the world's validation images, and "open-vocab
-# mask AP": instances of class names that no training file ever names or
-# draws (HELD_OUT; the SeginW analogue). The world is generated once at
-# --world with those names held out. Resumable: a finished run (its entry in
-# WORK_DIR/results.json) is never repeated, so the runs can be spread over several sittings.
+# Columns: mask AP, PQ, mIoU on the world's validation images (--val-images,
+# 200), and "open-vocab mask AP": instances of class names that no training
+# file ever names or draws (the preset's held-out names; the SeginW
+# analogue). The world is generated once at --world with those names held
+# out. Resumable: a finished run (its entry in WORK_DIR/results.json) is
+# never repeated, so the runs can be spread over several sittings.
 # --eval-at: the same run is also evaluated on its checkpoints at those
 # minutes (a learning curve; the points before the budget's learning-rate
-# drop), with the proposal recall of the conditional queries (the
-# mechanism study) at every point.
+# drop), with the mechanism study at every point: the proposal recall of the
+# conditional queries and, for mixed runs, how the last decoder layer's
+# Hungarian matching shares the ground truth between the two query types.
 # Run from the repository root.
 import argparse
 import copy
@@ -33,11 +38,30 @@ STRATEGY_CFG = {
     s: osp.join(REPO, 'configs', 'mqformer',
                 f'mqformer_tiny_shapes-panoptic{suffix}.py')
     for s, suffix in (('mixed', ''), ('learnable', '_learnable'),
-                      ('conditional', '_conditional'))
+                      ('conditional', '_conditional'),
+                      ('mixed_nodual', '_nodual'))
 }
+TABLE2 = ('mixed', 'learnable', 'conditional')  # the default strategies
+
+
+def query_mode(strategy):
+    """The model's ``query_mode`` of a strategy (``mixed_nodual``: mixed
+    queries without the dual-query cross-attention)."""
+    return strategy.split('_')[0]
 SCALES = ('ps', 'ps_ss', 'ps_ss_vg_ref')
 # never named nor drawn in training; each colour and shape is seen elsewhere
 HELD_OUT = ('purple triangle', 'orange circle', 'yellow square')
+# each preset's world, held-out names (each colour and shape seen elsewhere)
+# and query counts per strategy (learnable, conditional; None: the configs')
+PRESETS = dict(
+    shapes=dict(world='data/shapes_world_heldout', held_out=HELD_OUT,
+                work_dir='work_dirs/query_ablation', queries=None),
+    crowded=dict(world='data/crowded_world_heldout',
+                 held_out=('purple hexagon', 'orange cross', 'cyan diamond',
+                           'pink triangle', 'brown square'),
+                 work_dir='work_dirs/query_ablation_crowded',
+                 queries=dict(mixed=(25, 75), learnable=(100, 0),
+                              conditional=(0, 100))))
 SHAPES_ROOT = 'data/shapes_world/'  # what the shapes configs read
 # Table 2's columns: (header, task, metric key, scale)
 COLUMNS = [('mask AP', 'instance', 'coco/segm_mAP', 100),
@@ -49,24 +73,44 @@ ATTRIBUTION = ('things by conditional %', 'stuff by learnable %')
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='MQ-Former query ablation')
-    p.add_argument('--work-dir', default='work_dirs/query_ablation')
-    p.add_argument('--world', default='data/shapes_world_heldout',
-                   help='the generated world (held-out names left out)')
+    p.add_argument('--preset', choices=list(PRESETS), default='shapes',
+                   help='the world: shapes (the demo\'s) or crowded')
+    p.add_argument('--work-dir', default=None,
+                   help='default: the preset\'s (work_dirs/query_ablation'
+                   '[_crowded])')
+    p.add_argument('--world', default=None,
+                   help='the generated world (held-out names left out); '
+                   'default: the preset\'s (data/<preset>_world_heldout)')
     p.add_argument('--minutes', type=float, default=3.0,
                    help='training wall time per run')
     p.add_argument('--max-iters', type=int, default=100000)
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--scales', nargs='+', default=list(SCALES),
                    choices=SCALES)
-    p.add_argument('--strategies', nargs='+', default=list(STRATEGY_CFG),
-                   choices=list(STRATEGY_CFG))
+    p.add_argument('--strategies', nargs='+', default=list(TABLE2),
+                   choices=list(STRATEGY_CFG),
+                   help='mixed_nodual: the mixed model without the dual-'
+                   'query cross-attention (a mechanism row)')
     p.add_argument('--train-images', type=int, default=200)
-    p.add_argument('--val-images', type=int, default=40)
+    p.add_argument('--val-images', type=int, default=200)
     p.add_argument('--eval-at', type=float, nargs='*', default=[],
                    metavar='MINUTES',
                    help='also evaluate the run\'s checkpoints at these '
                    'minutes (a learning curve from one run)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    preset = PRESETS[args.preset]
+    args.world = args.world or preset['world']
+    args.work_dir = args.work_dir or preset['work_dir']
+    return args
+
+
+def world_settings(world):
+    """(preset, held-out names) a generated world was made with (its
+    world.json; the shapes preset and HELD_OUT for a world not made yet)."""
+    stamp = osp.join(world, 'world.json')
+    made = json.load(open(stamp)) if osp.isfile(stamp) else {}
+    return (made.get('preset', 'shapes'),
+            tuple(made.get('hold_out') or HELD_OUT))
 
 
 def scale_datasets(cfg, scale):
@@ -89,15 +133,26 @@ def scale_datasets(cfg, scale):
 
 def on_world(node, world):
     """Point a shapes-world config (node) at ``world`` and drop the held-out
-    names from every class list, in place; returns node."""
+    names from every class list, in place; returns node. A crowded world's
+    class lists are its own (read from its files, which never name the
+    held-out classes)."""
+    preset, held_out = world_settings(world)
+    if preset != 'shapes':
+        sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+        from fair_comparison import on_world as retarget, world_classes
+        from mmengine.config import Config
+        base = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets',
+                                        'shapes_world_multitask.py'))
+        return retarget(node, world, *world_classes(world),
+                        list(base.shapes_things), list(base.shapes_stuff))
     root = world.rstrip('/') + '/'
 
     def fix(v):
         if isinstance(v, str) and v.startswith(SHAPES_ROOT):
             return root + v[len(SHAPES_ROOT):]
-        if isinstance(v, (list, tuple)) and any(x in HELD_OUT for x in v
+        if isinstance(v, (list, tuple)) and any(x in held_out for x in v
                                                 if isinstance(x, str)):
-            return type(v)(x for x in v if x not in HELD_OUT)
+            return type(v)(x for x in v if x not in held_out)
         if isinstance(v, (list, tuple)):
             return type(v)(fix(x) for x in v)
         if hasattr(v, 'items'):
@@ -120,7 +175,7 @@ def eval_cfg(task, model, world):
         ann = 'openvocab/annotations/instances_val.json'
         ecfg.test_dataloader.dataset.update(
             ann_file=ann, data_prefix=dict(img='openvocab/val/'),
-            metainfo=dict(classes=list(HELD_OUT)))
+            metainfo=dict(classes=list(world_settings(world)[1])))
         ecfg.test_evaluator.ann_file = osp.join(world, ann)
     return ecfg
 
@@ -129,15 +184,15 @@ def run_key(scale, strategy, seed):
     return f'{scale}/{strategy}/seed{seed}'
 
 
-def one_run(args, scale, strategy, seed):
-    """Train one configuration for the wall-time budget and evaluate the
-    Table 2 columns (and, for mixed, the attribution); returns the row
-    stored in results.json."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import demo  # the budgeted training loop and the evaluation configs
+def train_config(args, scale, strategy, seed):
+    """The training config of one run: the strategy on the world with the
+    preset's query counts and the scale's datasets."""
     from mmengine.config import Config
-
     cfg = on_world(Config.fromfile(STRATEGY_CFG[strategy]), args.world)
+    queries = PRESETS[args.preset]['queries']
+    if queries:
+        cfg.model.num_learnable_queries, cfg.model.num_conditional_queries = \
+            queries[query_mode(strategy)]
     cfg.train_dataloader.dataset.datasets = scale_datasets(cfg, scale)
     # the mixed datasets' metainfo differs (as in the R50 Table 2 mixes)
     cfg.train_dataloader.dataset.ignore_keys = [
@@ -145,6 +200,16 @@ def one_run(args, scale, strategy, seed):
         'reduce_zero_label'
     ]
     cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+def one_run(args, scale, strategy, seed):
+    """Train one configuration for the wall-time budget and evaluate the
+    Table 2 columns (and, for mixed, the attribution); returns the row
+    stored in results.json."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo  # the budgeted training loop and the evaluation configs
+    cfg = train_config(args, scale, strategy, seed)
     wd = osp.join(args.work_dir, scale, strategy, f'seed{seed}')
     _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters,
                                       save_at=args.eval_at)
@@ -170,8 +235,10 @@ def one_run(args, scale, strategy, seed):
     return row
 
 
+# the last decoder layer's matching on the test images (mixed runs)
+MATCHING = ('things matched to conditional %', 'stuff matched to learnable %')
 CURVE_KEYS = [h for h, *_ in COLUMNS] + list(ATTRIBUTION) + [
-    'thing proposal recall %', 'stuff proposal recall %']
+    'thing proposal recall %', 'stuff proposal recall %'] + list(MATCHING)
 
 
 def torch_load_meta(path):
@@ -193,7 +260,7 @@ def evaluate_point(model, strategy, ckpt, wd, world, curve=False):
         ecfg = eval_cfg(task, model, world)
         ecfg.work_dir = osp.join(wd, f'eval_{task}')
         out[header] = float(demo.score_checkpoint(ecfg, ckpt)[key]) * mult
-    if strategy == 'mixed':
+    if query_mode(strategy) == 'mixed':
         out.update(attribution(model, ckpt, wd, world))
     if curve and strategy != 'learnable':
         from mqformer.evaluation.proposal_recall import \
@@ -202,6 +269,12 @@ def evaluate_point(model, strategy, ckpt, wd, world, curve=False):
             eval_cfg('panoptic', model, world), ckpt)
         out.update({f'{kind} proposal recall %': recall[f'{kind} recall %']
                     for kind in ('thing', 'stuff')})
+    if curve and query_mode(strategy) == 'mixed':
+        from mqformer.evaluation.matching_share import \
+            checkpoint_matching_share
+        share = checkpoint_matching_share(
+            eval_cfg('panoptic', model, world), ckpt)
+        out.update({k: share[k] for k in MATCHING})
     return out
 
 
@@ -252,7 +325,8 @@ def table(results, scales, strategies):
 def curve_table(results, scales, strategies):
     """The learning curve: every column at each evaluated minute of the
     runs that have one, mean +- std over seeds."""
-    heads = [h for h, *_ in COLUMNS] + ['thing proposal recall %']
+    heads = [h for h, *_ in COLUMNS] + ['thing proposal recall %'] + \
+        list(ATTRIBUTION) + list(MATCHING)
     lines = ['', '| data-task scale | queries | minutes | iters | ' +
              ' | '.join(heads) + ' | seeds |',
              '|---' * (len(heads) + 5) + '|']
@@ -282,7 +356,8 @@ def main(argv=None):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo
-    demo.make_world(args.train_images, args.val_images, args.world, HELD_OUT)
+    demo.make_world(args.train_images, args.val_images, args.world,
+                    PRESETS[args.preset]['held_out'], preset=args.preset)
     import mqformer  # noqa: F401
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
@@ -303,7 +378,7 @@ def main(argv=None):
     for key, row in results.items():  # runs stored before attribution
         scale, strategy, seed = key.split('/')
         wd = osp.join(args.work_dir, scale, strategy, seed)
-        if (strategy == 'mixed' and ATTRIBUTION[0] not in row
+        if (query_mode(strategy) == 'mixed' and ATTRIBUTION[0] not in row
                 and osp.isfile(osp.join(wd, 'final.pth'))):
             from mmengine.config import Config
             model = Config.fromfile(STRATEGY_CFG[strategy]).model

@@ -7,8 +7,8 @@
 #       (referring; splits train / val)
 #   <out>/fg/{train,val}/{images,masks}/                  (foreground)
 #   <out>/vg/{images/, vg_odvg.jsonl}   (grounding boxes + phrases, training)
-# With --hold-out NAME..., those '<color> <shape>' classes are never drawn nor
-# named in any of the files above, and
+# With --hold-out NAME... (either preset), those '<color> <shape>' classes
+# are never drawn nor named in any of the files above, and
 #   <out>/openvocab/{val/, annotations/instances_val.json}
 # is an instance set whose categories are the held-out names only (each
 # held-out name's colour also appears on another, seen, shape, unlabelled):
@@ -56,6 +56,9 @@ PRESETS = dict(
         object_size=(3, 40),
         max_stuff=5,
         stuff_layout='irregular'))
+# the (colours, shapes) a preset's thing names '<colour> <shape>' are made of
+PRESET_NAMES = dict(shapes=(COLORS, SHAPES),
+                    crowded=(CROWDED_COLORS, CROWDED_SHAPES))
 CALIB_FIRST_ID = 1000001  # calibration image ids: disjoint from val's
 
 
@@ -81,20 +84,21 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def open_vocab_pool(held_out):
+def open_vocab_pool(held_out, colors=COLORS, shapes=SHAPES):
     """The held-out names and, for each, its colour on the next shape (a
     seen class the model must not confuse with it)."""
-    every = [f'{c} {s}' for c in COLORS for s in SHAPES]
+    every = [f'{c} {s}' for c in colors for s in shapes]
     bad = [n for n in held_out if n not in every]
     if bad:
-        raise SystemExit(f'--hold-out: {bad} are not shapes-world classes '
+        raise SystemExit(f'--hold-out: {bad} are not classes of this world '
                          f'({", ".join(every)})')
     if len(set(held_out)) == len(every):
         raise SystemExit('--hold-out: nothing would be left to train on')
     pool = list(held_out)
     for n in held_out:
         color, shape = n.split(' ')
-        pool.append(f'{color} {SHAPES[(SHAPES.index(shape) + 1) % 3]}')
+        pool.append(
+            f'{color} {shapes[(shapes.index(shape) + 1) % len(shapes)]}')
     seen = [n for n in every if n not in held_out]
     return every, seen, [n for n in dict.fromkeys(pool)
                          if n in held_out or n in seen]
@@ -102,9 +106,8 @@ def open_vocab_pool(held_out):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.hold_out and args.preset != 'shapes':
-        raise SystemExit('--hold-out: only with --preset shapes')
-    every, seen, pool = open_vocab_pool(args.hold_out)
+    every, seen, pool = open_vocab_pool(args.hold_out,
+                                        *PRESET_NAMES[args.preset])
     # what the world was made with: a world made with other counts, seed or
     # hold-out is made again (`demo.py --val-images 200` on a 40-image world)
     settings = {k: v for k, v in sorted(vars(args).items())

@@ -199,7 +199,8 @@ class MixedQueryDecoder(DinoTransformerDecoder):
     intermediate outputs are normed. ``query_mode`` (``'mixed'``,
     ``'learnable'``, ``'conditional'``) decides whether the layers get the
     dual-query block (``layer_cfg.dual_attn_cfg`` defaults to the
-    self-attention config). With ``layer_cfg.masked_attn_cfg`` the learnable
+    self-attention config; ``False`` leaves it out of a mixed decoder, the
+    query ablation's row without it). With ``layer_cfg.masked_attn_cfg`` the learnable
     queries of layer ``i`` also attend, masked by their mask from layer
     ``i - 1``, to memory level ``i % num_levels`` (coarse first), as in
     Mask2Former; this needs ``mask_features`` and ``mask_branch`` in
@@ -221,6 +222,8 @@ class MixedQueryDecoder(DinoTransformerDecoder):
         if self.query_mode == 'mixed':
             if layer_cfg.get('dual_attn_cfg') is None:
                 layer_cfg['dual_attn_cfg'] = layer_cfg['self_attn_cfg']
+            elif layer_cfg['dual_attn_cfg'] is False:
+                layer_cfg['dual_attn_cfg'] = None
         else:  # one query set: nothing to exchange
             layer_cfg['dual_attn_cfg'] = None
         if self.query_mode == 'conditional':  # no learnable queries
