@@ -167,10 +167,11 @@ def test_runs_are_stored_and_resumed(tmp_path):
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.load(open(tmp_path / 'work_dirs/query_ablation/results.json'))
+    res = json.load(open(tmp_path / 'benchmarks/results/query_ablation.json'))
     assert sorted(res) == ['ps_ss_vg_ref/mixed/seed0']
     for row in res.values():
         assert row['iters'] == 2
+        assert row['commit'] and row['date']
         assert {'mask AP', 'PQ', 'mIoU', 'open-vocab mask AP'} <= set(row)
     assert '| ps_ss_vg_ref | mixed |' in r.stdout
     # the mixed run's attribution split (section 4.1), with its pictures dir

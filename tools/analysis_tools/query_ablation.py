@@ -17,8 +17,10 @@
 # 200), and "open-vocab mask AP": instances of class names that no training
 # file ever names or draws (the preset's held-out names; the SeginW
 # analogue). The world is generated once at --world with those names held
-# out. Resumable: a finished run (its entry in WORK_DIR/results.json) is
-# never repeated, so the runs can be spread over several sittings.
+# out. Resumable: a finished run (its entry in --store, a file kept in the
+# repository: benchmarks/results/query_ablation[_crowded].json) is never
+# repeated, so the runs can be spread over several sittings; each row
+# records the commit and date it ran on.
 # --eval-at: the same run is also evaluated on its checkpoints at those
 # minutes (a learning curve; the points before the budget's learning-rate
 # drop), with the mechanism study at every point: the proposal recall of the
@@ -27,6 +29,7 @@
 # Run from the repository root.
 import argparse
 import copy
+import datetime
 import json
 import os
 import os.path as osp
@@ -55,11 +58,13 @@ HELD_OUT = ('purple triangle', 'orange circle', 'yellow square')
 # and query counts per strategy (learnable, conditional; None: the configs')
 PRESETS = dict(
     shapes=dict(world='data/shapes_world_heldout', held_out=HELD_OUT,
-                work_dir='work_dirs/query_ablation', queries=None),
+                work_dir='work_dirs/query_ablation',
+                store='benchmarks/results/query_ablation.json', queries=None),
     crowded=dict(world='data/crowded_world_heldout',
                  held_out=('purple hexagon', 'orange cross', 'cyan diamond',
                            'pink triangle', 'brown square'),
                  work_dir='work_dirs/query_ablation_crowded',
+                 store='benchmarks/results/query_ablation_crowded.json',
                  queries=dict(mixed=(25, 75), learnable=(100, 0),
                               conditional=(0, 100))))
 SHAPES_ROOT = 'data/shapes_world/'  # what the shapes configs read
@@ -78,6 +83,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=None,
                    help='default: the preset\'s (work_dirs/query_ablation'
                    '[_crowded])')
+    p.add_argument('--store', default=None,
+                   help='the finished runs (json); default: the preset\'s '
+                   '(benchmarks/results/query_ablation[_crowded].json)')
     p.add_argument('--world', default=None,
                    help='the generated world (held-out names left out); '
                    'default: the preset\'s (data/<preset>_world_heldout)')
@@ -101,6 +109,7 @@ def parse_args(argv=None):
     preset = PRESETS[args.preset]
     args.world = args.world or preset['world']
     args.work_dir = args.work_dir or preset['work_dir']
+    args.store = args.store or preset['store']
     return args
 
 
@@ -206,14 +215,17 @@ def train_config(args, scale, strategy, seed):
 def one_run(args, scale, strategy, seed):
     """Train one configuration for the wall-time budget and evaluate the
     Table 2 columns (and, for mixed, the attribution); returns the row
-    stored in results.json."""
+    stored in --store."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo  # the budgeted training loop and the evaluation configs
     cfg = train_config(args, scale, strategy, seed)
     wd = osp.join(args.work_dir, scale, strategy, f'seed{seed}')
     _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters,
                                       save_at=args.eval_at)
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from fair_comparison import commit
     row = dict(iters=iters, seconds=took, minutes=args.minutes,
+               commit=commit(), date=datetime.date.today().isoformat(),
                **evaluate_point(cfg.model, strategy, ckpt, wd, args.world,
                                 curve=bool(args.eval_at)))
     if args.eval_at:
@@ -362,7 +374,8 @@ def main(argv=None):
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     os.makedirs(args.work_dir, exist_ok=True)
-    store = osp.join(args.work_dir, 'results.json')
+    store = args.store
+    os.makedirs(osp.dirname(osp.abspath(store)), exist_ok=True)
     results = json.load(open(store)) if osp.isfile(store) else {}
     # seed by seed, so a partial table already has every cell
     todo = [(sc, st, sd) for sd in args.seeds for sc in args.scales
