@@ -201,6 +201,9 @@ def test_runs_are_stored_and_resumed(tmp_path):
     assert early['checkpoint'] == f'{rel}/time_0.001min.pth'
     assert (tmp_path / early['checkpoint']).is_file()
     assert final['checkpoint'] == f'{rel}/final.pth'
+    # the curve's picture, drawn from the stored points
+    png = tmp_path / 'work_dirs/query_ablation/curve.png'
+    assert png.read_bytes()[:4] == b'\x89PNG'
     for point in (early, final):
         assert {'mask AP', 'PQ', 'mIoU', 'open-vocab mask AP',
                 'things by conditional %',
@@ -213,3 +216,22 @@ def test_runs_are_stored_and_resumed(tmp_path):
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0 and '0 runs to do, 1 done' in r.stdout
+
+
+def test_curve_picture_draws_one_line_per_strategy_with_points(tmp_path):
+    """plot_curve: a line per scale x strategy that has curve points (runs
+    without a curve draw nothing; no points, no file)."""
+    qa = tool()
+    point = {h: 1.0 for h, *_ in qa.COLUMNS}
+    results = {
+        'ps/mixed/seed0': dict(curve={'2': point, '10': point}),
+        'ps/mixed/seed1': dict(curve={'2': point, '10': point}),
+        'ps/learnable/seed0': dict(curve={'2': point}),
+        'ps/conditional/seed0': dict(iters=3),
+    }
+    png = tmp_path / 'curve.png'
+    assert qa.plot_curve(results, ['ps'], list(qa.TABLE2), str(png)) == 2
+    assert png.read_bytes()[:4] == b'\x89PNG'
+    none = tmp_path / 'none.png'
+    assert qa.plot_curve(results, ['ps_ss'], list(qa.TABLE2), str(none)) == 0
+    assert not none.exists()

@@ -357,6 +357,43 @@ def curve_table(results, scales, strategies):
     return lines if len(lines) > 3 else []
 
 
+def plot_curve(results, scales, strategies, path):
+    """The learning curve as a picture: one panel per Table 2 column, a line
+    per scale x strategy (mean over seeds, the seeds' min-max shaded), minutes
+    on x. Returns the number of lines drawn (nothing is written for 0)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.4))
+    drawn = 0
+    for scale in scales:
+        for strategy in strategies:
+            rows = [v['curve'] for k, v in results.items()
+                    if k.startswith(f'{scale}/{strategy}/') and 'curve' in v]
+            points = sorted({float(m) for r in rows for m in r})
+            if not points:
+                continue
+            drawn += 1
+            for ax, (head, *_) in zip(axes, COLUMNS):
+                vals = [[r[f'{m:g}'][head] for r in rows if f'{m:g}' in r]
+                        for m in points]
+                line, = ax.plot(points, [statistics.mean(v) for v in vals],
+                                marker='o', label=f'{scale} {strategy}')
+                ax.fill_between(points, [min(v) for v in vals],
+                                [max(v) for v in vals], alpha=0.2,
+                                color=line.get_color())
+    if drawn:
+        for ax, (head, *_) in zip(axes, COLUMNS):
+            ax.set_title(head)
+            ax.set_xlabel('training minutes')
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn
+
+
 def save(results, store):
     with open(store + '.tmp', 'w') as f:  # a killed run leaves the old
         json.dump(results, f, indent=1)
@@ -402,6 +439,9 @@ def main(argv=None):
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')
     print('\n' + text)
+    picture = osp.join(args.work_dir, 'curve.png')
+    if plot_curve(results, args.scales, args.strategies, picture):
+        print(f'[ablation] learning curve: {picture}')
     return results
 
 
