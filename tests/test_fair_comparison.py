@@ -311,6 +311,24 @@ def test_variant_rows_are_a_config_with_settings_changed():
     assert set(fair_comparison.OPTIONS) <= set(fair_comparison.MODELS_CFG)
 
 
+def test_crowded_rows_share_one_query_total(monkeypatch):
+    """On the crowded world every row has 100 queries, split by its query
+    mode (the learnable-only row: 100 learnable, no conditional)."""
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    monkeypatch.setattr(fair_comparison, 'world_classes',
+                        lambda root: (['red circle'], ['sky']))
+    counts = {}
+    for name in ('mqformer', 'mqformer_learnable'):
+        m = fair_comparison.model_config(name, 'crowded').model
+        counts[name] = (m.query_mode, m.num_learnable_queries,
+                        m.num_conditional_queries)
+    m2f = fair_comparison.model_config('mask2former', 'crowded').model
+    assert counts == dict(mqformer=('mixed', 25, 75),
+                          mqformer_learnable=('learnable', 100, 0))
+    assert m2f.panoptic_head.num_queries == 100
+
+
 def test_crowded_world_is_coco_like(tmp_path):
     subprocess.run([sys.executable, MAKE_WORLD, str(tmp_path), '--preset',
                     'crowded', '--train', '1', '--val', '6'], check=True,

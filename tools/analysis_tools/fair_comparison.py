@@ -53,6 +53,8 @@ MODELS_CFG = dict(
                              'mqformer_tiny_shapes-panoptic.py'),
     mqformer_decoupled=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic.py'),
+    mqformer_learnable=osp.join(REPO, 'configs', 'mqformer',
+                                'mqformer_tiny_shapes-panoptic_learnable.py'),
     mask2former=osp.join(REPO, 'configs', 'baselines',
                          'mask2former_tiny_shapes-panoptic.py'))
 # rows that are a config with settings changed (--cfg-options style)
@@ -68,9 +70,13 @@ NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              'uncertain pixels',
              mqformer_decoupled='MQ-Former tiny, panoptic data, stuff '
              'without boxes',
+             mqformer_learnable='MQ-Former tiny, panoptic data, learnable '
+             'queries only',
              mask2former='Mask2Former tiny (same size, kernels, recipe)')
-# the crowded world's query budget (same total for both models)
-CROWDED_QUERIES = dict(learnable=25, conditional=75, mask2former=100)
+# the crowded world's query budget (same total for every model): (learnable,
+# conditional) per MQ-Former query mode, Mask2Former's total
+CROWDED_QUERIES = dict(mixed=(25, 75), learnable=(100, 0),
+                       conditional=(0, 100), mask2former=100)
 MIN_SEEDS = 3  # a verdict needs at least this many seeds per model
 COLUMNS = [  # (header, metric key, scale)
     ('PQ', 'coco_panoptic/PQ', 1), ('PQ th', 'coco_panoptic/PQ_th', 1),
@@ -164,9 +170,9 @@ def model_config(name, world):
             cfg.model.panoptic_head.num_queries = \
                 CROWDED_QUERIES['mask2former']
         else:
-            cfg.model.num_learnable_queries = CROWDED_QUERIES['learnable']
-            cfg.model.num_conditional_queries = \
-                CROWDED_QUERIES['conditional']
+            cfg.model.num_learnable_queries, \
+                cfg.model.num_conditional_queries = \
+                CROWDED_QUERIES[cfg.model.get('query_mode', 'mixed')]
     return cfg
 
 
