@@ -218,14 +218,15 @@ def one_run(args, scale, strategy, seed):
     stored in --store."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo  # the budgeted training loop and the evaluation configs
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from fair_comparison import commit
+    ran_on = commit()  # the code the run trains with, not a later HEAD
     cfg = train_config(args, scale, strategy, seed)
     wd = osp.join(args.work_dir, scale, strategy, f'seed{seed}')
     _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters,
                                       save_at=args.eval_at)
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from fair_comparison import commit
     row = dict(iters=iters, seconds=took, minutes=args.minutes,
-               commit=commit(), date=datetime.date.today().isoformat(),
+               commit=ran_on, date=datetime.date.today().isoformat(),
                **evaluate_point(cfg.model, strategy, ckpt, wd, args.world,
                                 curve=bool(args.eval_at)))
     if args.eval_at:
