@@ -319,13 +319,16 @@ def test_crowded_rows_share_one_query_total(monkeypatch):
     monkeypatch.setattr(fair_comparison, 'world_classes',
                         lambda root: (['red circle'], ['sky']))
     counts = {}
-    for name in ('mqformer', 'mqformer_learnable'):
+    for name in ('mqformer', 'mqformer_learnable', 'mqformer_masked'):
         m = fair_comparison.model_config(name, 'crowded').model
         counts[name] = (m.query_mode, m.num_learnable_queries,
                         m.num_conditional_queries)
     m2f = fair_comparison.model_config('mask2former', 'crowded').model
     assert counts == dict(mqformer=('mixed', 25, 75),
-                          mqformer_learnable=('learnable', 100, 0))
+                          mqformer_learnable=('learnable', 100, 0),
+                          mqformer_masked=('mixed', 25, 75))
+    masked = fair_comparison.model_config('mqformer_masked', 'crowded')
+    assert masked.model.decoder.layer_cfg.masked_attn_cfg.embed_dims == 64
     assert m2f.panoptic_head.num_queries == 100
 
 
