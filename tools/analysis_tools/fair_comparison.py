@@ -220,8 +220,9 @@ def one_run(args, world, name, seed):
     cfg = model_config(name, world)
     cfg.randomness = dict(seed=seed)
     wd = osp.join(args.work_dir, world, name, f'seed{seed}')
+    ran_on = commit()  # the code it trains with, not a later HEAD
     _, ckpt, iters, took = demo.train(cfg, wd, args.minutes, args.max_iters)
-    return dict(score_checkpoint(world, name, cfg, ckpt, wd),
+    return dict(score_checkpoint(world, name, cfg, ckpt, wd), commit=ran_on,
                 iters=iters, seconds=round(took), minutes=args.minutes)
 
 
