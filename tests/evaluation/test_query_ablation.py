@@ -189,7 +189,7 @@ def test_runs_are_stored_and_resumed(tmp_path):
                           for s in missed)
     assert '| missed | lost in merge |' in (
         wd / 'attribution/misses.md').read_text()
-    assert 'mixed model: things by conditional %' in r.stdout
+    assert '| mixed model | things by conditional %' in r.stdout
     assert (tmp_path / 'data/shapes_world_heldout/openvocab').is_dir()
     # the learning curve: a point from the same run's own checkpoint (after
     # its first iteration) and the final one, each fully evaluated

@@ -314,8 +314,8 @@ def table(results, scales, strategies):
     heads = [h for h, *_ in COLUMNS]
     lines = ['| data-task scale | queries | ' + ' | '.join(heads) +
              ' | seeds | iters |', '|---' * (len(COLUMNS) + 4) + '|']
-    split = ['', '| data-task scale | mixed model: ' +
-             ' | '.join(ATTRIBUTION) + ' | seeds |', '|---|---|---|---|']
+    split = ['', '| data-task scale | mixed model | ' +
+             ' | '.join(ATTRIBUTION) + ' | seeds |', '|---|---|---|---|---|']
     for scale in scales:
         for strategy in strategies:
             rows = [v for k, v in results.items()
@@ -328,7 +328,7 @@ def table(results, scales, strategies):
                          f'{cells[-1]} |')
             rows = [r for r in rows if ATTRIBUTION[0] in r]
             if rows:
-                split.append(f'| {scale} | ' + ' | '.join(
+                split.append(f'| {scale} | {strategy} | ' + ' | '.join(
                     mean_std([r[h] for r in rows]) for h in ATTRIBUTION) +
                              f' | {len(rows)} |')
     return '\n'.join(lines + (split if len(split) > 3 else []) +
