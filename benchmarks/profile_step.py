@@ -67,8 +67,12 @@ STAGES = dict(
         ('mask losses', 'panoptic_head', '_loss_by_feat_single'),
         ('head: other', 'panoptic_head', 'loss'),
     ])
-for _name in ('mqformer_multitask', 'mqformer_dense', 'mqformer_pixels'):
-    STAGES[_name] = STAGES['mqformer']  # fair_comparison.py's other rows
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                            'tools', 'analysis_tools'))
+from fair_comparison import MODELS_CFG  # noqa: E402
+
+for _name in MODELS_CFG:  # fair_comparison.py's other rows
+    STAGES.setdefault(_name, STAGES['mqformer'])
 STEP_STAGES = ['data preprocessor', 'forward: rest', 'backward',
                'clip + optimizer']
 

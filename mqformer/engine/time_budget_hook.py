@@ -21,7 +21,10 @@ class TimeBudgetHook(Hook):
     An iteration-count schedule cannot place a step decay when the number of
     iterations is unknown, so the hook can do it by time: at ``decay_at`` of
     the budget every learning rate is multiplied by ``decay_factor`` (mmdet's
-    multi-step schedule, placed in wall time).
+    multi-step schedule, placed in wall time). Where the loop's
+    ``max_iters`` ends training first, the drop comes at ``decay_at`` of
+    those iterations instead (whichever fraction is reached first), so a run
+    capped by iterations keeps the same schedule.
 
     The elapsed time and whether the rates were dropped travel with every
     checkpoint (``meta.time_budget``): a resumed run continues the budget
@@ -104,8 +107,11 @@ class TimeBudgetHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         elapsed = self.elapsed()
+        max_iters = getattr(runner, 'max_iters', None)
         if (self.decay_at is not None and not self.decayed
-                and elapsed >= self.decay_at * self.budget):
+                and (elapsed >= self.decay_at * self.budget
+                     or (max_iters and runner.iter + 1 >=
+                         self.decay_at * max_iters))):
             self.decayed = True
             for group in runner.optim_wrapper.param_groups:
                 group['lr'] *= self.decay_factor

@@ -32,6 +32,25 @@ def test_lr_drops_once_at_the_fraction_then_stops_at_the_budget():
     assert any('x0.1' in m for m in logs) and any('reached' in m for m in logs)
 
 
+def test_a_run_capped_by_iterations_drops_at_the_fraction_of_them():
+    """max_iters=10 ends training long before the 60-minute budget: the
+    drop comes after iteration 5 (0.5 of 10), once, not at 30 minutes."""
+    import mqformer  # noqa: F401
+    from mqformer.engine import TimeBudgetHook
+    hook = TimeBudgetHook(minutes=60, decay_at=0.5, decay_factor=0.1)
+    runner, _ = fake_runner()
+    runner.max_iters = 10
+    hook.before_train(runner)
+    hook.elapsed = lambda: 1.0
+    lrs = []
+    for _ in range(10):
+        hook.after_train_iter(runner, 0)
+        lrs.append(runner.optim_wrapper.param_groups[0]['lr'])
+        runner.iter += 1
+    assert lrs[:4] == [pytest.approx(1e-3)] * 4
+    assert lrs[4:] == [pytest.approx(1e-4)] * 6
+
+
 def test_learning_curve_checkpoints_once_each_and_after_a_resume(
         monkeypatch):
     """save_at=(0.5, 2) on a 1-minute budget: the 0.5 min mark is written
