@@ -327,8 +327,13 @@ def test_crowded_rows_share_one_query_total(monkeypatch):
     assert counts == dict(mqformer=('mixed', 25, 75),
                           mqformer_learnable=('learnable', 100, 0),
                           mqformer_masked=('mixed', 25, 75))
-    masked = fair_comparison.model_config('mqformer_masked', 'crowded')
-    assert masked.model.decoder.layer_cfg.masked_attn_cfg.embed_dims == 64
+    # masked attention as wide as the decoder's own self-attention
+    layer = fair_comparison.model_config('mqformer_masked',
+                                         'crowded').model.decoder.layer_cfg
+    plain = fair_comparison.model_config('mqformer',
+                                         'crowded').model.decoder.layer_cfg
+    assert layer.masked_attn_cfg == layer.self_attn_cfg
+    assert plain.get('masked_attn_cfg') is None
     assert m2f.panoptic_head.num_queries == 100
 
 

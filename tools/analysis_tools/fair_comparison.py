@@ -54,7 +54,7 @@ MODELS_CFG = dict(
     mqformer_decoupled=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic.py'),
     mqformer_masked=osp.join(REPO, 'configs', 'mqformer',
-                             'mqformer_tiny_shapes-panoptic.py'),
+                             'mqformer_tiny_shapes-panoptic_masked.py'),
     mqformer_learnable=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic_learnable.py'),
     mask2former=osp.join(REPO, 'configs', 'baselines',
@@ -63,10 +63,7 @@ MODELS_CFG = dict(
 OPTIONS = dict(
     mqformer_dense={'model.bbox_head.mask_loss_sampling': 'dense'},
     mqformer_pixels={'model.bbox_head.mask_loss_sampling': 'pixels'},
-    mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True},
-    # Mask2Former's masked attention for the learnable queries
-    mqformer_masked={'model.decoder.layer_cfg.masked_attn_cfg': dict(
-        embed_dims=64, num_heads=4, dropout=0.0, batch_first=True)})
+    mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True})
 NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              mqformer_multitask='MQ-Former tiny, multitask data',
              mqformer_dense='MQ-Former tiny, panoptic data, dense mask '
