@@ -14,6 +14,11 @@ segment (crowd regions left out) falls in the first stage that fits:
 - ``lost in merge``: a covering query names it above the threshold, and
   the merge gave its pixels to others (a duplicate or better-scored query)
   or dropped it (``iou_thr``).
+
+For the segments lost in the merge, ``merge_pixels`` says where their
+pixels went in the output (:data:`TAKERS`): to a segment of their own name
+(too small or split, IoU < 0.5), to a thing, to another stuff name, or to
+void (no kept query, or a dropped one).
 """
 import json
 import os.path as osp
@@ -26,6 +31,7 @@ import torch.nn.functional as F
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 
 STAGES = ('found', 'lost in merge', 'low score', 'wrong class', 'no mask')
+TAKERS = ('own name', 'thing', 'other stuff', 'void')
 
 
 def query_outputs(cache, classes: Sequence[str] = ()
@@ -41,11 +47,7 @@ def query_outputs(cache, classes: Sequence[str] = ()
             cls, _, mask_pred, meta = args[:4]
             rescale = args[4] if len(args) > 4 else kwargs.get('rescale',
                                                                True)
-            probs = cls.sigmoid()
-            temp = head.test_cfg.get('pano_temp', 0.06)
-            pick = F.softmax(probs / temp, -1) if temp else probs
-            labels = pick.argmax(-1)
-            scores = probs.gather(1, labels[:, None])[:, 0]
+            scores, labels = head.panoptic_scores(cls.sigmoid())
             masks = head.masks_to_image(mask_pred, meta, rescale).sigmoid()
             yield (meta, list(meta['texts']), labels, scores,
                    masks >= head.test_cfg.get('mask_thr', 0.5))
@@ -98,13 +100,16 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
                  classes: Sequence[str] = ()) -> dict:
     """Count every ground-truth segment of the cached images in
     :data:`STAGES`, for things and stuff: ``{'thing': {stage: n},
-    'stuff': {...}, 'mask_iou': {'thing': mean best query IoU, ...}}``.
+    'stuff': {...}, 'mask_iou': {'thing': mean best query IoU, ...},
+    'merge_pixels': {'thing': {taker: pixels}, 'stuff': ...}}`` (the
+    pixels of the segments lost in the merge, by :data:`TAKERS`).
     The final output is the cache replayed at the head's ``test_cfg``."""
     gts = _ground_truth(ann_file, seg_prefix)
     thr = cache.head.test_cfg.get('object_mask_thr', 0.8)
     finals = cache.replay()
     counts = dict(thing=Counter(), stuff=Counter())
     best = dict(thing=[], stuff=[])
+    taken = dict(thing=Counter(), stuff=Counter())
     outputs = list(query_outputs(cache, classes))
     if len(outputs) != len(finals):
         raise RuntimeError('lost_objects: replay and recorded images differ')
@@ -117,6 +122,7 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
         final_names = {v: names[v % INSTANCE_OFFSET]
                        for v in pan.unique().tolist()
                        if v % INSTANCE_OFFSET < len(names)}  # not void
+        is_thing_out = {v: v >= INSTANCE_OFFSET for v in final_names}
         for seg in gts[png]['segments']:
             if seg.get('iscrowd'):
                 continue
@@ -143,12 +149,24 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
                 stage = 'low score'
             else:
                 stage = 'lost in merge'
+                for v, n in zip(*pan[gt].unique(return_counts=True)):
+                    v, n = int(v), int(n)
+                    if v not in final_names:
+                        taker = 'void'
+                    elif final_names[v] == seg['name']:
+                        taker = 'own name'
+                    else:
+                        taker = 'thing' if is_thing_out[v] else \
+                            'other stuff'
+                    taken[kind][taker] += n
             counts[kind][stage] += 1
     return dict(
         thing={s: counts['thing'][s] for s in STAGES},
         stuff={s: counts['stuff'][s] for s in STAGES},
         mask_iou={k: float(np.mean(v)) if v else 0.0
-                  for k, v in best.items()})
+                  for k, v in best.items()},
+        merge_pixels={k: {t: taken[k][t] for t in TAKERS}
+                      for k in ('thing', 'stuff')})
 
 
 def stages_table(rows: Dict[str, dict]) -> str:

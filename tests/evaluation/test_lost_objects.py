@@ -76,3 +76,12 @@ def test_each_stage_is_counted_where_the_segment_is_lost(tmp_path):
     assert out['stuff']['found'] >= len(stuff) - 1
     # every thing but `nomask` has a query mask equal to it
     assert out['mask_iou']['thing'] >= (n_things - 1) / n_things - 1e-6
+    # the lost thing's pixels went to the stuff query that claimed them
+    # (or to void, had that stuff query been dropped)
+    taken = out['merge_pixels']['thing']
+    assert sum(taken.values()) == int(gt[lost['id']].sum())
+    assert taken['own name'] == taken['thing'] == 0
+    if out['stuff']['found'] == len(stuff):
+        assert taken['other stuff'] == int(gt[lost['id']].sum())
+    assert sum(out['merge_pixels']['stuff'].values()) == 0 or \
+        out['stuff']['lost in merge'] > 0

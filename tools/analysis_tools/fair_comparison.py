@@ -454,7 +454,29 @@ def lost_table(results, world, models):
         return ''
     return ('Where the test segments are lost (lost_objects.py, at the '
             'chosen thresholds; shares of all seeds\' segments):\n\n' +
-            stages_table(rows))
+            stages_table(rows) + '\n\n' + merge_table(results, world,
+                                                       models))
+
+
+def merge_table(results, world, models):
+    """Where the pixels of the segments lost in the merge went, summed
+    over each model's seeds (shares of those pixels)."""
+    from mqformer.evaluation.lost_objects import TAKERS
+    lines = ['| model | lost in merge | pixels | ' + ' | '.join(TAKERS) +
+             ' |', '|---' * (len(TAKERS) + 3) + '|']
+    for label, prefix in variants(results, world, models):
+        runs = [v for k, v in sorted(results.items())
+                if k.startswith(prefix) and 'merge_pixels' in
+                v.get('lost', {})]
+        for kind in ('thing', 'stuff') if runs else ():
+            px = {t: sum(r['lost']['merge_pixels'][kind][t] for r in runs)
+                  for t in TAKERS}
+            n = sum(px.values())
+            lines.append(f'| {label} ({len(runs)} seeds) | {kind} | {n} | ' +
+                         ' | '.join(f'{100 * px[t] / max(n, 1):.1f}%'
+                                    for t in TAKERS) + ' |')
+    return ('Where the pixels of the segments lost in the merge went:\n\n' +
+            '\n'.join(lines)) if len(lines) > 2 else ''
 
 
 def save(results, store):
@@ -499,12 +521,14 @@ def main(argv=None):
                     print(f'[fair] rescoring {key} at {now}')
                     results[key] = rescore(results, key, args.work_dir, now)
                     save(results, args.store)
-        # runs stored before the stage counts existed, checkpoints kept
+        # runs stored before the stage counts (or their merge pixels)
+        # existed, checkpoints kept
         for key, row in sorted(results.items()):
             world, name, seed = key.split('/')
             ckpt = osp.join(args.work_dir, world, name, seed, 'final.pth')
             if (world in args.worlds and name in args.models
-                    and 'lost' not in row and osp.isfile(ckpt)):
+                    and 'merge_pixels' not in row.get('lost', {})
+                    and osp.isfile(ckpt)):
                 print(f'[fair] stage counts of {key}')
                 row['lost'] = lost(name, world, None, ckpt,
                                    row['thresholds'],

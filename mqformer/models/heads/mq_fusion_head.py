@@ -1,6 +1,6 @@
 """MQFusionHead: one set of query predictions -> the outputs of every task."""
 import logging
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,8 @@ class MQFusionHead(BaseModule):
     metadata); texts without it are things. Other keys: ``max_per_img``
     (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
+    ``pano_share`` (True: a panoptic score times its text's share of that
+    softmax, :meth:`panoptic_scores`),
     ``mask_thr`` (0.5), ``filter_low_score`` (True: a panoptic segment is
     the pixels its query owns inside its binary mask, MaskDINO's rule;
     False: every pixel it owns, mmdet's Mask2Former default), ``text_chunk``
@@ -66,6 +68,7 @@ class MQFusionHead(BaseModule):
     """
 
     SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
+                'pano_share',
                 'mask_thr', 'filter_low_score', 'text_chunk', 'box_source')
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
@@ -228,12 +231,25 @@ class MQFusionHead(BaseModule):
                 best_idx = torch.where(better, idx, best_idx)
         return PixelData(sem_seg=best_idx[None])
 
-    def panoptic_candidates(self, probs: Tensor) -> Tensor:
-        """Queries whose best text passes ``object_mask_thr`` (N', )."""
+    def panoptic_scores(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Each query's panoptic text and score, (N, ) each.
+
+        The softmax of the sigmoid probabilities at ``pano_temp`` picks the
+        text; the score is that text's sigmoid probability, times its share
+        of the softmax with ``pano_share`` (a query torn between two names
+        scores about half, as in Mask2Former's softmax over classes).
+        """
         temp = self.test_cfg.get('pano_temp', 0.06)
         cls = F.softmax(probs / temp, dim=-1) if temp else probs
-        labels = cls.argmax(-1)
+        share, labels = cls.max(-1)
         scores = probs.gather(1, labels[:, None])[:, 0]
+        if temp and self.test_cfg.get('pano_share', True):
+            scores = scores * share
+        return scores, labels
+
+    def panoptic_candidates(self, probs: Tensor) -> Tensor:
+        """Queries whose best text passes ``object_mask_thr`` (N', )."""
+        scores, _ = self.panoptic_scores(probs)
         return torch.nonzero(
             scores > self.test_cfg.get('object_mask_thr', 0.25)).flatten()
 
@@ -260,11 +276,7 @@ class MQFusionHead(BaseModule):
         ``query_index`` (N', ) maps the rows of ``probs`` to query ids).
         """
         T = probs.size(1)
-        temp = self.test_cfg.get('pano_temp', 0.06)
-        cls = F.softmax(probs / temp, dim=-1) if temp else probs
-        scores, labels = cls.max(-1)
-        # the softmax picks the text; its sigmoid probability is the score
-        scores = probs.gather(1, labels[:, None])[:, 0]
+        scores, labels = self.panoptic_scores(probs)
         keep = scores > self.test_cfg.get('object_mask_thr', 0.25)
         scores, labels, masks = scores[keep], labels[keep], mask_probs[keep]
         h, w = mask_probs.shape[-2:]
