@@ -216,11 +216,14 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
         tmp_path, monkeypatch):
     sys.path.insert(0, TOOLS)
     import fair_comparison
-    from mqformer.evaluation.lost_objects import STAGES
+    from mqformer.evaluation.lost_objects import STAGES, TAKERS
     row = lambda pq, commit: stored_row(  # noqa: E731
         pq, commit, lost=dict(thing=dict.fromkeys(STAGES, 1),
                               stuff=dict.fromkeys(STAGES, 1),
-                              mask_iou=dict(thing=0.5, stuff=0.5)))
+                              mask_iou=dict(thing=0.5, stuff=0.5),
+                              merge_pixels=dict(
+                                  thing=dict.fromkeys(TAKERS, 1),
+                                  stuff=dict.fromkeys(TAKERS, 1))))
     store = tmp_path / 'store.json'
     done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
             for m in ('mqformer', 'mask2former') for s in (0, 1, 2)}

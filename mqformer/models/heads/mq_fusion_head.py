@@ -59,8 +59,8 @@ class MQFusionHead(BaseModule):
     metadata); texts without it are things. Other keys: ``max_per_img``
     (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
-    ``pano_share`` (True: a panoptic score times its text's share of that
-    softmax, :meth:`panoptic_scores`),
+    ``pano_share`` (True: pixel ownership weighs a query's score by its
+    text's share of that softmax, :meth:`panoptic`),
     ``mask_thr`` (0.5), ``filter_low_score`` (True: a panoptic segment is
     the pixels its query owns inside its binary mask, MaskDINO's rule;
     False: every pixel it owns, mmdet's Mask2Former default), ``text_chunk``
@@ -231,25 +231,22 @@ class MQFusionHead(BaseModule):
                 best_idx = torch.where(better, idx, best_idx)
         return PixelData(sem_seg=best_idx[None])
 
-    def panoptic_scores(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
-        """Each query's panoptic text and score, (N, ) each.
+    def panoptic_scores(self, probs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Each query's panoptic text, score and share, (N, ) each.
 
         The softmax of the sigmoid probabilities at ``pano_temp`` picks the
-        text; the score is that text's sigmoid probability, times its share
-        of the softmax with ``pano_share`` (a query torn between two names
-        scores about half, as in Mask2Former's softmax over classes).
+        text (its share of that softmax is ``share``); the score is that
+        text's sigmoid probability.
         """
         temp = self.test_cfg.get('pano_temp', 0.06)
         cls = F.softmax(probs / temp, dim=-1) if temp else probs
         share, labels = cls.max(-1)
         scores = probs.gather(1, labels[:, None])[:, 0]
-        if temp and self.test_cfg.get('pano_share', True):
-            scores = scores * share
-        return scores, labels
+        return scores, labels, share if temp else torch.ones_like(scores)
 
     def panoptic_candidates(self, probs: Tensor) -> Tensor:
         """Queries whose best text passes ``object_mask_thr`` (N', )."""
-        scores, _ = self.panoptic_scores(probs)
+        scores = self.panoptic_scores(probs)[0]
         return torch.nonzero(
             scores > self.test_cfg.get('object_mask_thr', 0.25)).flatten()
 
@@ -259,7 +256,9 @@ class MQFusionHead(BaseModule):
         """MaskDINO-style panoptic merging; void is ``T`` (number of texts).
 
         Each pixel goes to the kept query with the largest score x mask
-        quality x mask probability (its ``owner``; the quality is the mean
+        quality x mask probability (its ``owner``; with ``pano_share`` the
+        score times its text's share of the temperature softmax; the
+        quality is the mean
         mask probability inside the query's binary mask, so a sure mask
         wins the pixels a vague one also claims). A thing query keeps its
         owned pixels if they are at least ``iou_thr`` of its binary mask. A
@@ -276,9 +275,13 @@ class MQFusionHead(BaseModule):
         ``query_index`` (N', ) maps the rows of ``probs`` to query ids).
         """
         T = probs.size(1)
-        scores, labels = self.panoptic_scores(probs)
+        scores, labels, share = self.panoptic_scores(probs)
         keep = scores > self.test_cfg.get('object_mask_thr', 0.25)
         scores, labels, masks = scores[keep], labels[keep], mask_probs[keep]
+        # who owns a pixel: with pano_share a query torn between two texts
+        # weighs about half (Mask2Former's softmax over classes does so)
+        weight = scores * share[keep] if self.test_cfg.get(
+            'pano_share', True) else scores
         h, w = mask_probs.shape[-2:]
         pan = torch.full((h, w), T, dtype=torch.int64, device=probs.device)
         qmap = torch.full((h, w), -1, dtype=torch.int64, device=probs.device)
@@ -291,7 +294,7 @@ class MQFusionHead(BaseModule):
             # probability inside the binary mask
             quality = (masks * binary).flatten(1).sum(1) / \
                 binary.flatten(1).sum(1).clamp(min=1)
-            owner = ((scores * quality)[:, None, None] * masks).argmax(0)
+            owner = ((weight * quality)[:, None, None] * masks).argmax(0)
             owner_label = labels[owner]  # (H, W)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
             inside = self.test_cfg.get('filter_low_score', True)
