@@ -47,7 +47,7 @@ def query_outputs(cache, classes: Sequence[str] = ()
             cls, _, mask_pred, meta = args[:4]
             rescale = args[4] if len(args) > 4 else kwargs.get('rescale',
                                                                True)
-            scores, labels, _ = head.panoptic_scores(cls.sigmoid())
+            scores, labels = head.panoptic_scores(cls.sigmoid())
             masks = head.masks_to_image(mask_pred, meta, rescale).sigmoid()
             yield (meta, list(meta['texts']), labels, scores,
                    masks >= head.test_cfg.get('mask_thr', 0.5))

@@ -274,27 +274,6 @@ def test_panoptic_stuff_is_one_segment_things_get_separate_ids():
     assert 2 in ids  # void (T) where nothing was predicted
 
 
-def test_panoptic_share_lets_a_sure_query_beat_a_torn_one():
-    """Query 0 is torn between stuff texts 0 and 1 (sigmoid 0.9 for both),
-    query 1 sure of text 1 (0.7); both masks cover the image. By the
-    sigmoid alone query 0 owns every pixel (0.9 > 0.7); weighed by each
-    text's share of the temperature softmax (``pano_share``) it counts
-    about 0.45 and query 1 owns them (both stay kept)."""
-    import math
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
-    cls = torch.tensor([[logit(0.9), logit(0.9)], [-9.0, logit(0.7)]])
-    masks = torch.full((2, 4, 4), 6.0)
-    for share, owner in ((False, 0), (True, 1)):
-        head = fusion(panoptic_on=True, instance_on=False, iou_thr=0.5,
-                      object_mask_thr=0.2, pano_share=share)
-        scores, labels, shares = head.panoptic_scores(cls.sigmoid())
-        assert labels[1] == 1
-        assert (scores * shares)[0] == pytest.approx(0.45, abs=1e-3)
-        assert (scores * shares)[1] == pytest.approx(0.7, abs=1e-3)
-        pan = head.panoptic(cls.sigmoid(), masks.sigmoid(), [False, False])
-        assert (pan.query_index[0] == owner).all()
-
-
 def test_panoptic_stuff_duplicates_are_not_rivals_thing_duplicates_are():
     """Two queries with one text cover the same region and each owns half
     of it (left/right by score x mask): a stuff region stays whole, two

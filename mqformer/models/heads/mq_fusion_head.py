@@ -59,8 +59,6 @@ class MQFusionHead(BaseModule):
     metadata); texts without it are things. Other keys: ``max_per_img``
     (100), ``object_mask_thr`` (0.25), ``iou_thr`` (0.8), ``pano_temp``
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
-    ``pano_share`` (True: pixel ownership weighs a query's score by its
-    text's share of that softmax, :meth:`panoptic`),
     ``mask_thr`` (0.5), ``filter_low_score`` (True: a panoptic segment is
     the pixels its query owns inside its binary mask, MaskDINO's rule;
     False: every pixel it owns, mmdet's Mask2Former default), ``text_chunk``
@@ -68,7 +66,6 @@ class MQFusionHead(BaseModule):
     """
 
     SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
-                'pano_share',
                 'mask_thr', 'filter_low_score', 'text_chunk', 'box_source')
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
@@ -231,18 +228,14 @@ class MQFusionHead(BaseModule):
                 best_idx = torch.where(better, idx, best_idx)
         return PixelData(sem_seg=best_idx[None])
 
-    def panoptic_scores(self, probs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Each query's panoptic text, score and share, (N, ) each.
-
-        The softmax of the sigmoid probabilities at ``pano_temp`` picks the
-        text (its share of that softmax is ``share``); the score is that
-        text's sigmoid probability.
-        """
+    def panoptic_scores(self, probs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Each query's panoptic score and text, (N, ) each: the softmax of
+        the sigmoid probabilities at ``pano_temp`` picks the text, its
+        sigmoid probability is the score."""
         temp = self.test_cfg.get('pano_temp', 0.06)
         cls = F.softmax(probs / temp, dim=-1) if temp else probs
-        share, labels = cls.max(-1)
-        scores = probs.gather(1, labels[:, None])[:, 0]
-        return scores, labels, share if temp else torch.ones_like(scores)
+        labels = cls.argmax(-1)
+        return probs.gather(1, labels[:, None])[:, 0], labels
 
     def panoptic_candidates(self, probs: Tensor) -> Tensor:
         """Queries whose best text passes ``object_mask_thr`` (N', )."""
@@ -256,9 +249,7 @@ class MQFusionHead(BaseModule):
         """MaskDINO-style panoptic merging; void is ``T`` (number of texts).
 
         Each pixel goes to the kept query with the largest score x mask
-        quality x mask probability (its ``owner``; with ``pano_share`` the
-        score times its text's share of the temperature softmax; the
-        quality is the mean
+        quality x mask probability (its ``owner``; the quality is the mean
         mask probability inside the query's binary mask, so a sure mask
         wins the pixels a vague one also claims). A thing query keeps its
         owned pixels if they are at least ``iou_thr`` of its binary mask. A
@@ -275,13 +266,9 @@ class MQFusionHead(BaseModule):
         ``query_index`` (N', ) maps the rows of ``probs`` to query ids).
         """
         T = probs.size(1)
-        scores, labels, share = self.panoptic_scores(probs)
+        scores, labels = self.panoptic_scores(probs)
         keep = scores > self.test_cfg.get('object_mask_thr', 0.25)
         scores, labels, masks = scores[keep], labels[keep], mask_probs[keep]
-        # who owns a pixel: with pano_share a query torn between two texts
-        # weighs about half (Mask2Former's softmax over classes does so)
-        weight = scores * share[keep] if self.test_cfg.get(
-            'pano_share', True) else scores
         h, w = mask_probs.shape[-2:]
         pan = torch.full((h, w), T, dtype=torch.int64, device=probs.device)
         qmap = torch.full((h, w), -1, dtype=torch.int64, device=probs.device)
@@ -294,7 +281,7 @@ class MQFusionHead(BaseModule):
             # probability inside the binary mask
             quality = (masks * binary).flatten(1).sum(1) / \
                 binary.flatten(1).sum(1).clamp(min=1)
-            owner = ((weight * quality)[:, None, None] * masks).argmax(0)
+            owner = ((scores * quality)[:, None, None] * masks).argmax(0)
             owner_label = labels[owner]  # (H, W)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
             inside = self.test_cfg.get('filter_low_score', True)
