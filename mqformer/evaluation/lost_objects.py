@@ -122,7 +122,6 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
         final_names = {v: names[v % INSTANCE_OFFSET]
                        for v in pan.unique().tolist()
                        if v % INSTANCE_OFFSET < len(names)}  # not void
-        is_thing_out = {v: v >= INSTANCE_OFFSET for v in final_names}
         for seg in gts[png]['segments']:
             if seg.get('iscrowd'):
                 continue
@@ -156,7 +155,7 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
                     elif final_names[v] == seg['name']:
                         taker = 'own name'
                     else:
-                        taker = 'thing' if is_thing_out[v] else \
+                        taker = 'thing' if v >= INSTANCE_OFFSET else \
                             'other stuff'
                     taken[kind][taker] += n
             counts[kind][stage] += 1
