@@ -223,7 +223,12 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
                               mask_iou=dict(thing=0.5, stuff=0.5),
                               merge_pixels=dict(
                                   thing=dict.fromkeys(TAKERS, 1),
-                                  stuff=dict.fromkeys(TAKERS, 1))))
+                                  stuff=dict.fromkeys(TAKERS, 1)),
+                              merge_owners={
+                                  'segments': 2, 'duplicate': 1,
+                                  'absent name': 2, 'owner score': 1.2,
+                                  'right score': 0.8, 'stuff_queries': 30,
+                                  'images': 10}))
     store = tmp_path / 'store.json'
     done = {f'shapes/{m}/seed{s}': row(30.0 + s, 'old')
             for m in ('mqformer', 'mask2former') for s in (0, 1, 2)}
@@ -256,6 +261,11 @@ def test_rescore_keeps_the_old_row_and_reports_the_change_per_seed(
     text = fair_comparison.table(results, 'shapes', ['mqformer'])
     assert 'before new' in text
     assert 'PQ +4.5 [+4.0 to +5.0]' in text  # seeds 0, 1: 35-30, 35-31
+    # the owners over the 3 seeds of the current rows
+    owners = fair_comparison.owners_table(results, 'shapes', ['mqformer'])
+    assert '| MQ-Former tiny, panoptic data (3 seeds) | 6 | 50% | 100% | ' \
+        '0.60 | 0.40 | 3.0 |' \
+        in owners
 
 
 def test_retrain_keeps_the_old_row_and_trains_the_seed_again(

@@ -18,7 +18,15 @@ segment (crowd regions left out) falls in the first stage that fits:
 For the segments lost in the merge, ``merge_pixels`` says where their
 pixels went in the output (:data:`TAKERS`): to a segment of their own name
 (too small or split, IoU < 0.5), to a thing, to another stuff name, or to
-void (no kept query, or a dropped one).
+void (no kept query, or a dropped one). For the stuff segments lost in the
+merge to another stuff name, ``merge_owners`` describes the owner (the
+query of the name that took the most pixels with the most of the segment):
+a ``duplicate`` (its binary mask covers the lost segment, IoU >= 0.5), of
+an ``absent name`` (no segment of its name in the image), and its score
+against the best right-named covering query's (``owner score``, ``right
+score``: sums).
+``stuff_queries`` counts the stuff-named queries above the threshold in
+the ``images``.
 """
 import json
 import os.path as osp
@@ -32,6 +40,8 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 
 STAGES = ('found', 'lost in merge', 'low score', 'wrong class', 'no mask')
 TAKERS = ('own name', 'thing', 'other stuff', 'void')
+OWNERS = ('segments', 'duplicate', 'absent name', 'owner score',
+          'right score')
 
 
 def query_outputs(cache, classes: Sequence[str] = ()
@@ -69,10 +79,10 @@ def query_outputs(cache, classes: Sequence[str] = ()
 
 def _ground_truth(ann_file: str, seg_prefix: str) -> Dict[str, dict]:
     """png file name -> {'segments': [...], 'png': path}; names on each
-    segment from the json's categories."""
+    segment from the json's categories; ``None`` -> the stuff names."""
     data = json.load(open(ann_file))
     cats = {c['id']: c for c in data['categories']}
-    out = {}
+    out = {None: {c['name'] for c in cats.values() if not c['isthing']}}
     for ann in data['annotations']:
         segs = [dict(s, name=cats[s['category_id']]['name'],
                      isthing=bool(cats[s['category_id']]['isthing']))
@@ -110,6 +120,7 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
     counts = dict(thing=Counter(), stuff=Counter())
     best = dict(thing=[], stuff=[])
     taken = dict(thing=Counter(), stuff=Counter())
+    owners = Counter()
     outputs = list(query_outputs(cache, classes))
     if len(outputs) != len(finals):
         raise RuntimeError('lost_objects: replay and recorded images differ')
@@ -122,9 +133,13 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
         final_names = {v: names[v % INSTANCE_OFFSET]
                        for v in pan.unique().tolist()
                        if v % INSTANCE_OFFSET < len(names)}  # not void
-        for seg in gts[png]['segments']:
-            if seg.get('iscrowd'):
-                continue
+        segs = [s for s in gts[png]['segments'] if not s.get('iscrowd')]
+        present = {s['name'] for s in segs}
+        named = [names[int(l)] for l in labels]
+        kept = scores > thr
+        owners['stuff queries'] += sum(
+            n in gts[None] for n, k in zip(named, kept.tolist()) if k)
+        for seg in segs:
             kind = 'thing' if seg['isthing'] else 'stuff'
             gt = ids == seg['id']
             if not gt.any():
@@ -135,9 +150,8 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
             iou = _iou(masks, gt)
             best[kind].append(float(iou.max()) if len(iou) else 0.0)
             good = iou >= 0.5
-            right = good & torch.tensor(
-                [names[int(l)] == seg['name'] for l in labels],
-                dtype=torch.bool)
+            right = good & torch.tensor([n == seg['name'] for n in named],
+                                        dtype=torch.bool)
             if found:
                 stage = 'found'
             elif not good.any():
@@ -158,6 +172,10 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
                         taker = 'thing' if v >= INSTANCE_OFFSET else \
                             'other stuff'
                     taken[kind][taker] += n
+                if kind == 'stuff':
+                    owners.update(_owner(pan[gt], final_names, seg['name'],
+                                         named, scores, kept, masks, gt,
+                                         iou, right, present))
             counts[kind][stage] += 1
     return dict(
         thing={s: counts['thing'][s] for s in STAGES},
@@ -165,7 +183,38 @@ def lost_objects(cache, ann_file: str, seg_prefix: str,
         mask_iou={k: float(np.mean(v)) if v else 0.0
                   for k, v in best.items()},
         merge_pixels={k: {t: taken[k][t] for t in TAKERS}
-                      for k in ('thing', 'stuff')})
+                      for k in ('thing', 'stuff')},
+        merge_owners=dict({o: owners[o] for o in OWNERS},
+                          stuff_queries=owners['stuff queries'],
+                          images=len(outputs)))
+
+
+def _owner(taken: torch.Tensor, final_names: dict, name: str,
+           named: List[str], scores: torch.Tensor, kept: torch.Tensor,
+           masks: torch.Tensor, gt: torch.Tensor, iou: torch.Tensor,
+           right: torch.Tensor, present: set) -> Counter:
+    """A stuff segment lost in the merge (``taken``: the output ids of its
+    pixels): the kept query of the other stuff name that took the most of
+    its pixels, the query with the most of the segment, counted by
+    :data:`OWNERS` (nothing if no other stuff name took any)."""
+    other = Counter()
+    for v, n in zip(*taken.unique(return_counts=True)):
+        v = int(v)
+        if (v < INSTANCE_OFFSET and v in final_names
+                and final_names[v] != name):
+            other[final_names[v]] += int(n)
+    if not other:
+        return Counter()
+    taker = other.most_common(1)[0][0]
+    cand = kept & torch.tensor([n == taker for n in named], dtype=torch.bool)
+    if not cand.any():
+        return Counter()
+    overlap = (masks & gt).flatten(1).sum(1).float()
+    q = int(torch.where(cand, overlap, overlap.new_tensor(-1.0)).argmax())
+    return Counter({'segments': 1, 'duplicate': int(iou[q] >= 0.5),
+                    'absent name': int(taker not in present),
+                    'owner score': float(scores[q]),
+                    'right score': float(scores[right].max())})
 
 
 def stages_table(rows: Dict[str, dict]) -> str:

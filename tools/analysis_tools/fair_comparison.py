@@ -476,6 +476,33 @@ def merge_table(results, world, models):
                          ' | '.join(f'{100 * px[t] / max(n, 1):.1f}%'
                                     for t in TAKERS) + ' |')
     return ('Where the pixels of the segments lost in the merge went:\n\n' +
+            '\n'.join(lines) + owners_table(results, world, models)
+            ) if len(lines) > 2 else ''
+
+
+def owners_table(results, world, models):
+    """Who took the stuff segments lost to another stuff name, summed over
+    each model's seeds (lost_objects.py's ``merge_owners``)."""
+    lines = ['| model | stuff lost to other stuff | duplicate | absent name '
+             '| owner score | right score | stuff queries per image |',
+             '|---' * 7 + '|']
+    for label, prefix in variants(results, world, models):
+        runs = [v for k, v in sorted(results.items())
+                if k.startswith(prefix) and 'merge_owners' in
+                v.get('lost', {})]
+        if not runs:
+            continue
+        o = {k: sum(r['lost']['merge_owners'][k] for r in runs)
+             for k in runs[0]['lost']['merge_owners']}
+        n = max(o['segments'], 1)
+        lines.append(f'| {label} ({len(runs)} seeds) | {o["segments"]} | '
+                     f'{100 * o["duplicate"] / n:.0f}% | '
+                     f'{100 * o["absent name"] / n:.0f}% | '
+                     f'{o["owner score"] / n:.2f} | '
+                     f'{o["right score"] / n:.2f} | '
+                     f'{o["stuff_queries"] / max(o["images"], 1):.1f} |')
+    return ('\n\nThe owners of the stuff lost to another stuff name (the '
+            'taking name\'s query with the most of the segment):\n\n' +
             '\n'.join(lines)) if len(lines) > 2 else ''
 
 
@@ -521,13 +548,13 @@ def main(argv=None):
                     print(f'[fair] rescoring {key} at {now}')
                     results[key] = rescore(results, key, args.work_dir, now)
                     save(results, args.store)
-        # runs stored before the stage counts (or their merge pixels)
+        # runs stored before the stage counts (or their merge owners)
         # existed, checkpoints kept
         for key, row in sorted(results.items()):
             world, name, seed = key.split('/')
             ckpt = osp.join(args.work_dir, world, name, seed, 'final.pth')
             if (world in args.worlds and name in args.models
-                    and 'merge_pixels' not in row.get('lost', {})
+                    and 'merge_owners' not in row.get('lost', {})
                     and osp.isfile(ckpt)):
                 print(f'[fair] stage counts of {key}')
                 row['lost'] = lost(name, world, None, ckpt,
