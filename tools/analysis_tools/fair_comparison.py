@@ -368,9 +368,7 @@ def table(results, world, models):
             m, sd, lo, hi = spread(vals)
             cells.append(f'{m:.1f} +- {sd:.1f} [{lo:.1f}-{hi:.1f}]')
         it = spread([r['iters'] for r in rows])
-        thr = ', '.join(f'{r["thresholds"].get("object_mask_thr", "-")}/'
-                        f'{r["thresholds"].get("iou_thr", "-")}'
-                        for r in rows)
+        thr = ', '.join(thresholds(r['thresholds'], '/') for r in rows)
         lines.append(f'| {label} | ' + ' | '.join(cells) +
                      f' | {len(rows)} | {it[0]:.0f} [{it[2]}-{it[3]}] | '
                      f'{thr} |')
@@ -424,13 +422,20 @@ def seed_rows(results, world, models):
             if not key.startswith(prefix):
                 continue
             cells = ['-' if r[h] is None else f'{r[h]:.1f}' for h in heads]
-            thr = r['thresholds']
             lines.append(
                 f'| {label} | {key.rsplit("seed", 1)[1]} | ' +
                 ' | '.join(cells) + f' | {r["iters"]} | '
-                f'{thr.get("object_mask_thr")} / {thr.get("iou_thr")} | '
+                f'{thresholds(r["thresholds"], " / ")} | '
                 f'{r.get("calib_pq", "-")} | {r["commit"]} | {r["date"]} |')
     return '\n'.join(lines)
+
+
+def thresholds(chosen, sep):
+    """object_mask_thr / iou_thr, and ' vote' where the calibration chose
+    MQ-Former's ``stuff_vote``."""
+    return (f'{chosen.get("object_mask_thr", "-")}{sep}'
+            f'{chosen.get("iou_thr", "-")}' +
+            (' vote' if chosen.get('stuff_vote') else ''))
 
 
 def lost_table(results, world, models):

@@ -70,6 +70,9 @@ class MQFusionHead(BaseModule):
     SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
                 'mask_thr', 'filter_low_score', 'stuff_vote', 'text_chunk',
                 'box_source')
+    # chosen on validation images with the panoptic thresholds
+    # (mqformer.evaluation.threshold_calibration.calibrate)
+    CALIBRATED = dict(stuff_vote=(False, True))
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
