@@ -176,8 +176,9 @@ def calibrate(cfg, checkpoint: str, grid: Dict[str, Sequence] = None,
     config) with weights ``checkpoint`` on the config's validation images
     (``val_dataloader``), scored by its ``CocoPanopticMetric`` in
     ``val_evaluator``. Refuses validation images that are test images
-    (``test_dataloader``). ``grid``: default :func:`default_grid`. Returns :func:`sweep`'s dict plus
-    ``num_images`` and ``img_paths`` (what was read)."""
+    (``test_dataloader``). ``grid``: default :func:`default_grid`.
+    Returns :func:`sweep`'s dict plus ``num_images`` and ``img_paths``
+    (what was read)."""
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io

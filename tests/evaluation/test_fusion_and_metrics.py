@@ -4,7 +4,6 @@ their hand-computed values."""
 import copy
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -94,7 +93,6 @@ def test_perfect_panoptic_is_pq_100(val_samples, shapes_root):
 
 
 def test_perfect_instances_are_ap_100(val_samples, shapes_root):
-    from mmdet.datasets import CocoDataset
     from mmdet.evaluation import CocoMetric
     ds, samples = val_samples
     head = fusion(instance_on=True)
@@ -154,7 +152,6 @@ def test_instances_and_referring_equal_upsampling_every_mask(ori_shape):
     """The fast path (distinct queries upsampled once, same size not
     resized again) gives what upsampling all N masks per instance gives."""
     import torch.nn.functional as F
-    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
     torch.manual_seed(0)
     N, T = 12, 5  # top-100 over 12 x 5 pairs: every query repeats
     cls, masks = torch.randn(N, T), torch.randn(N, 12, 10) * 4

@@ -266,9 +266,9 @@ class MQFusionHead(BaseModule):
         lost). With ``stuff_vote`` the text of a pixel owned by a stuff query
         is voted by all kept stuff queries (:meth:`stuff_vote`), so the
         duplicates on one region name it together. With ``filter_low_score``
-        False a kept query's segment is every
-        pixel it (stuff: its text) owns, also where its mask is under
-        ``mask_thr``; the keep test is the same.
+        False a kept query's segment is every pixel it (stuff: its text)
+        owns, also where its mask is under ``mask_thr``; the keep test is the
+        same.
 
         Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
         (1, H, W): the query that made each pixel's segment (-1 for void;
