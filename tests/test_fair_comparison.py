@@ -376,18 +376,3 @@ def test_crowded_world_is_coco_like(tmp_path):
                         '--preset', 'crowded', '--hold-out', 'red blob'],
                        capture_output=True, text=True)
     assert r.returncode != 0 and 'red blob' in r.stderr
-
-
-def test_the_default_grid_adds_the_heads_own_choices():
-    """MQ-Former's stuff vote is chosen on the calibration images with the
-    thresholds; mmdet's fusion head gets the thresholds only."""
-    import mqformer  # noqa: F401
-    from mmdet.registry import MODELS
-    from mqformer.evaluation.threshold_calibration import (PANOPTIC_GRID,
-                                                           default_grid)
-    ours = default_grid(MODELS.build(dict(type='MQFusionHead')))
-    assert ours == dict(PANOPTIC_GRID, stuff_vote=(False, True))
-    mmdet = default_grid(MODELS.build(dict(type='mmdet.MaskFormerFusionHead',
-                                           num_things_classes=2,
-                                           num_stuff_classes=1)))
-    assert mmdet == PANOPTIC_GRID

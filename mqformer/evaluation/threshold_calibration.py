@@ -21,12 +21,6 @@ PANOPTIC_GRID = dict(
     iou_thr=(0.5, 0.65, 0.8))
 
 
-def default_grid(head: nn.Module) -> Dict[str, Sequence]:
-    """:data:`PANOPTIC_GRID` and the fusion head's own post-processing
-    choices (its ``CALIBRATED`` dict; MQFusionHead: ``stuff_vote``)."""
-    return dict(PANOPTIC_GRID, **getattr(head, 'CALIBRATED', {}))
-
-
 def fusion_head(model: nn.Module) -> nn.Module:
     """The module whose ``predict`` turns query outputs into task outputs
     and whose ``test_cfg`` holds the thresholds."""
@@ -176,9 +170,8 @@ def calibrate(cfg, checkpoint: str, grid: Dict[str, Sequence] = None,
     config) with weights ``checkpoint`` on the config's validation images
     (``val_dataloader``), scored by its ``CocoPanopticMetric`` in
     ``val_evaluator``. Refuses validation images that are test images
-    (``test_dataloader``). ``grid``: default :func:`default_grid`.
-    Returns :func:`sweep`'s dict plus ``num_images`` and ``img_paths``
-    (what was read)."""
+    (``test_dataloader``). Returns :func:`sweep`'s dict plus
+    ``num_images`` and ``img_paths`` (what was read)."""
     from mmengine.runner import Runner
 
     from mqformer.compat import checkpoint_io
@@ -208,7 +201,7 @@ def calibrate(cfg, checkpoint: str, grid: Dict[str, Sequence] = None,
     # only the panoptic output is scored
     extra = {k: False for k in ('instance_on', 'semantic_on')
              if k in cache.head.test_cfg or k == 'instance_on'}
-    out = sweep(cache, loop.evaluator, grid or default_grid(cache.head),
+    out = sweep(cache, loop.evaluator, grid or PANOPTIC_GRID,
                 extra_cfg=dict(extra, panoptic_on=True))
     out.update(num_images=len(cache.img_paths), img_paths=cache.img_paths)
     return out

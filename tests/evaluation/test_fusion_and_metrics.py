@@ -466,28 +466,3 @@ def test_filter_low_score_false_paints_every_owned_pixel():
         assert (inside.sem_seg[0][:, :3] != void).all()
         assert (every.sem_seg[0] != void).all()
         assert (every.query_index[0] == 0).all()
-
-
-def test_stuff_vote_names_a_region_by_all_its_stuff_queries():
-    """Three stuff queries cover one region: query 0 names text 1 with the
-    top score, queries 1 and 2 name text 0 and give text 1 little. Voted,
-    the region is text 0 (sum of p(0|q) 0.5 + 0.6 + 0.55 against p(1|q)
-    0.7 + 0.2 + 0.1); by its owner alone it is text 1. A thing query's
-    pixels keep the thing's text either way."""
-    from mmdet.evaluation.functional import INSTANCE_OFFSET
-    masks = torch.full((4, 8, 8), -20.0)
-    masks[:3, :, :6] = 6.0      # three stuff queries on columns 0-5
-    masks[3, :, 6:] = 6.0       # a thing on columns 6-7
-    probs = torch.tensor([[0.5, 0.7, 0.01], [0.6, 0.2, 0.01],
-                          [0.55, 0.1, 0.01], [0.01, 0.01, 0.9]])
-    is_thing = [False, False, True]
-    segs = {}
-    for vote in (True, False):
-        segs[vote] = fusion(panoptic_on=True, instance_on=False,
-                            object_mask_thr=0.25, iou_thr=0.8,
-                            stuff_vote=vote).panoptic(
-                                probs, masks.sigmoid(), is_thing).sem_seg[0]
-    assert (segs[True][:, :6] == 0).all()
-    assert (segs[False][:, :6] == 1).all()
-    for seg in segs.values():  # the thing: text 2, instance 1
-        assert (seg[:, 6:] == 2 + INSTANCE_OFFSET).all()

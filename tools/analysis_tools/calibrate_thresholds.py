@@ -3,9 +3,8 @@
 # val_dataloader (e.g. the shapes world's calibration split), then the
 # post-processing alone is repeated over the grid (object_mask_thr x iou_thr;
 # both MQ-Former's MQFusionHead and mmdet's Mask2Former/MaskFormer fusion head
-# gate segments by them; for MQ-Former also stuff_vote, whether the kept
-# stuff queries vote on each stuff pixel's name) and scored by the
-# val_evaluator's CocoPanopticMetric. Validation images that are test images
+# gate segments by them) and scored by the val_evaluator's
+# CocoPanopticMetric. Validation images that are test images
 # (test_dataloader) are refused.
 #
 #   python tools/analysis_tools/calibrate_thresholds.py CONFIG CKPT \
@@ -29,8 +28,7 @@ def parse_args(argv=None):
     p.add_argument('checkpoint')
     p.add_argument('--grid', nargs='+', default=None, metavar='KEY=V1,V2',
                    help='test_cfg keys and the values to try (default: '
-                   'object_mask_thr 0.1..0.9, iou_thr 0.5,0.65,0.8; '
-                   'MQ-Former also stuff_vote 0,1)')
+                   'object_mask_thr 0.1..0.9, iou_thr 0.5,0.65,0.8)')
     p.add_argument('--out', default=None, help='write the result as json')
     p.add_argument('--work-dir', default='work_dirs/calibration')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,

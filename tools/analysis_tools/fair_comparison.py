@@ -431,11 +431,9 @@ def seed_rows(results, world, models):
 
 
 def thresholds(chosen, sep):
-    """object_mask_thr / iou_thr, and ' vote' where the calibration chose
-    MQ-Former's ``stuff_vote``."""
+    """The chosen object_mask_thr and iou_thr, joined by ``sep``."""
     return (f'{chosen.get("object_mask_thr", "-")}{sep}'
-            f'{chosen.get("iou_thr", "-")}' +
-            (' vote' if chosen.get('stuff_vote') else ''))
+            f'{chosen.get("iou_thr", "-")}')
 
 
 def lost_table(results, world, models):

@@ -61,18 +61,12 @@ class MQFusionHead(BaseModule):
     (0.06: softmax temperature over the sigmoid class scores, MaskDINO),
     ``mask_thr`` (0.5), ``filter_low_score`` (True: a panoptic segment is
     the pixels its query owns inside its binary mask, MaskDINO's rule;
-    False: every pixel it owns, mmdet's Mask2Former default),
-    ``stuff_vote`` (False: the text of a stuff pixel is its owner's; True:
-    it is voted by every kept stuff query, see :meth:`stuff_vote`),
-    ``text_chunk`` (128 texts per semantic scoring step).
+    False: every pixel it owns, mmdet's Mask2Former default), ``text_chunk``
+    (128 texts per semantic scoring step).
     """
 
     SETTINGS = ('max_per_img', 'object_mask_thr', 'iou_thr', 'pano_temp',
-                'mask_thr', 'filter_low_score', 'stuff_vote', 'text_chunk',
-                'box_source')
-    # chosen on validation images with the panoptic thresholds
-    # (mqformer.evaluation.threshold_calibration.calibrate)
-    CALIBRATED = dict(stuff_vote=(False, True))
+                'mask_thr', 'filter_low_score', 'text_chunk', 'box_source')
 
     def __init__(self, test_cfg: OptConfigType = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -263,12 +257,9 @@ class MQFusionHead(BaseModule):
         rivals: a stuff query is kept if at least ``iou_thr`` of its binary
         mask is owned by queries of its text (with the thing rule, duplicates
         that split a region each fall under ``iou_thr`` and the region is
-        lost). With ``stuff_vote`` the text of a pixel owned by a stuff query
-        is voted by all kept stuff queries (:meth:`stuff_vote`), so the
-        duplicates on one region name it together. With ``filter_low_score``
-        False a kept query's segment is every pixel it (stuff: its text)
-        owns, also where its mask is under ``mask_thr``; the keep test is the
-        same.
+        lost). With ``filter_low_score`` False a kept query's segment is every
+        pixel it (stuff: its text) owns, also where its mask is under
+        ``mask_thr``; the keep test is the same.
 
         Returns ``sem_seg`` (1, H, W), mmdet's encoding, and ``query_index``
         (1, H, W): the query that made each pixel's segment (-1 for void;
@@ -292,9 +283,6 @@ class MQFusionHead(BaseModule):
                 binary.flatten(1).sum(1).clamp(min=1)
             owner = ((scores * quality)[:, None, None] * masks).argmax(0)
             owner_label = labels[owner]  # (H, W)
-            if self.test_cfg.get('stuff_vote', False):
-                owner_label = self.stuff_vote(owner, labels, probs[keep],
-                                              quality, masks, is_thing)
             iou_thr = self.test_cfg.get('iou_thr', 0.8)
             inside = self.test_cfg.get('filter_low_score', True)
             instance_id = 1
@@ -316,35 +304,6 @@ class MQFusionHead(BaseModule):
                     pan[region] = label
                     qmap[region & (qmap < 0)] = query_index[k]
         return PixelData(sem_seg=pan[None], query_index=qmap[None])
-
-    @staticmethod
-    def stuff_vote(owner: Tensor, labels: Tensor, probs: Tensor,
-                   quality: Tensor, masks: Tensor,
-                   is_thing: Sequence[bool]) -> Tensor:
-        """The text of each pixel (H, W): where ``owner`` is a stuff query,
-        the stuff text (among the kept stuff queries' ``labels``) with the
-        most votes ``sum_q p(t|q) quality_q m_q(x)`` over the kept stuff
-        queries q; elsewhere the owner's label. A region covered by several
-        queries that each lean to another text gets the text they favour
-        together, not the one of the highest single score.
-
-        Args:
-            owner (Tensor): (H, W) index of each pixel's owning kept query.
-            labels (Tensor): (K, ) text of each kept query.
-            probs (Tensor): (K, T) sigmoid text probabilities.
-            quality (Tensor): (K, ) mean mask probability inside the mask.
-            masks (Tensor): (K, H, W) mask probabilities.
-        """
-        flags = torch.tensor(is_thing, dtype=torch.bool, device=labels.device)
-        stuff = ~flags[labels]
-        owner_label = labels[owner]
-        if not stuff.any():
-            return owner_label
-        texts = labels[stuff].unique()
-        votes = torch.einsum('st,shw->thw',
-                             probs[stuff][:, texts] * quality[stuff, None],
-                             masks[stuff])
-        return torch.where(stuff[owner], texts[votes.argmax(0)], owner_label)
 
     def referring(self, probs: Tensor, boxes: Tensor,
                   masks_of) -> InstanceData:
