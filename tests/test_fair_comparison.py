@@ -324,6 +324,32 @@ def test_variant_rows_are_a_config_with_settings_changed():
     assert set(fair_comparison.OPTIONS) <= set(fair_comparison.MODELS_CFG)
 
 
+def test_a_transform_option_reaches_every_training_pipeline():
+    """``mqformer_allnames`` sets ``num_negatives=-1`` in the training
+    pipeline's ClassNamesToTexts (inside the dataset wrapper); the plain
+    row keeps the config's sampled negatives."""
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+
+    def steps(node):
+        if hasattr(node, 'items'):
+            if node.get('type') == 'ClassNamesToTexts':
+                yield node
+            for v in node.values():
+                yield from steps(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                yield from steps(v)
+
+    every = list(steps(fair_comparison.model_config(
+        'mqformer_allnames', 'shapes').train_dataloader))
+    plain = list(steps(fair_comparison.model_config(
+        'mqformer', 'shapes').train_dataloader))
+    assert len(every) == len(plain) >= 1
+    assert {t['num_negatives'] for t in every} == {-1}
+    assert -1 not in {t['num_negatives'] for t in plain}
+
+
 def test_crowded_rows_share_one_query_total(monkeypatch):
     """On the crowded world every row has 100 queries, split by its query
     mode (the learnable-only row: 100 learnable, no conditional)."""

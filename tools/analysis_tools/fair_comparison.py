@@ -53,6 +53,8 @@ MODELS_CFG = dict(
                              'mqformer_tiny_shapes-panoptic.py'),
     mqformer_decoupled=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic.py'),
+    mqformer_allnames=osp.join(REPO, 'configs', 'mqformer',
+                               'mqformer_tiny_shapes-panoptic.py'),
     mqformer_masked=osp.join(REPO, 'configs', 'mqformer',
                              'mqformer_tiny_shapes-panoptic_masked.py'),
     mqformer_learnable=osp.join(REPO, 'configs', 'mqformer',
@@ -63,7 +65,10 @@ MODELS_CFG = dict(
 OPTIONS = dict(
     mqformer_dense={'model.bbox_head.mask_loss_sampling': 'dense'},
     mqformer_pixels={'model.bbox_head.mask_loss_sampling': 'pixels'},
-    mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True})
+    mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True},
+    # every absent class name a negative text in training, as the test
+    # vocabulary (the shapes configs sample 8 of them per image)
+    mqformer_allnames={'ClassNamesToTexts.num_negatives': -1})
 NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              mqformer_multitask='MQ-Former tiny, multitask data',
              mqformer_dense='MQ-Former tiny, panoptic data, dense mask '
@@ -72,6 +77,8 @@ NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              'uncertain pixels',
              mqformer_decoupled='MQ-Former tiny, panoptic data, stuff '
              'without boxes',
+             mqformer_allnames='MQ-Former tiny, panoptic data, every '
+             'absent name a negative',
              mqformer_masked='MQ-Former tiny, panoptic data, learnable '
              'queries with masked attention',
              mqformer_learnable='MQ-Former tiny, panoptic data, learnable '
@@ -81,6 +88,9 @@ NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
 # conditional) per MQ-Former query mode, Mask2Former's total
 CROWDED_QUERIES = dict(mixed=(25, 75), learnable=(100, 0),
                        conditional=(0, 100), mask2former=100)
+# OPTIONS keys 'Transform.arg' set an argument of every such training
+# pipeline step (wherever the dataset wrappers put it)
+TRANSFORM_KEYS = ('ClassNamesToTexts', )
 MIN_SEEDS = 3  # a verdict needs at least this many seeds per model
 COLUMNS = [  # (header, metric key, scale)
     ('PQ', 'coco_panoptic/PQ', 1), ('PQ th', 'coco_panoptic/PQ_th', 1),
@@ -165,7 +175,12 @@ def model_config(name, world):
     import demo
     from mmengine.config import Config
     cfg = Config.fromfile(MODELS_CFG[name])
-    cfg.merge_from_dict(OPTIONS.get(name, {}))
+    options = dict(OPTIONS.get(name, {}))
+    for key in [k for k in options if k.split('.')[0] in TRANSFORM_KEYS]:
+        transform, arg = key.split('.')
+        set_transform_arg(cfg.train_dataloader, transform, arg,
+                          options.pop(key))
+    cfg.merge_from_dict(options)
     if name != 'mask2former':
         cfg = demo.text_encoder(cfg, 'minilm')
     retarget(cfg, world)
@@ -178,6 +193,22 @@ def model_config(name, world):
                 cfg.model.num_conditional_queries = \
                 CROWDED_QUERIES[cfg.model.get('query_mode', 'mixed')]
     return cfg
+
+
+def set_transform_arg(node, transform, arg, value):
+    """Set ``arg`` of every ``transform`` step under ``node`` (a
+    dataloader config: datasets, wrappers, pipelines). Returns the count."""
+    n = 0
+    if hasattr(node, 'items'):
+        if node.get('type') == transform:
+            node[arg] = value
+            n += 1
+        for v in node.values():
+            n += set_transform_arg(v, transform, arg, value)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            n += set_transform_arg(v, transform, arg, value)
+    return n
 
 
 def retarget(cfg, world):
