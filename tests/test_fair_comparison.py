@@ -325,9 +325,9 @@ def test_variant_rows_are_a_config_with_settings_changed():
 
 
 def test_a_transform_option_reaches_every_training_pipeline():
-    """``mqformer_allnames`` sets ``num_negatives=-1`` in the training
-    pipeline's ClassNamesToTexts (inside the dataset wrapper); the plain
-    row keeps the config's sampled negatives."""
+    """``mqformer_sampled_negatives`` sets ``num_negatives=8`` in the
+    training pipeline's ClassNamesToTexts (inside the dataset wrapper); the
+    plain row keeps every absent name a negative (-1)."""
     sys.path.insert(0, TOOLS)
     import fair_comparison
 
@@ -341,13 +341,13 @@ def test_a_transform_option_reaches_every_training_pipeline():
             for v in node:
                 yield from steps(v)
 
-    every = list(steps(fair_comparison.model_config(
-        'mqformer_allnames', 'shapes').train_dataloader))
+    sampled = list(steps(fair_comparison.model_config(
+        'mqformer_sampled_negatives', 'shapes').train_dataloader))
     plain = list(steps(fair_comparison.model_config(
         'mqformer', 'shapes').train_dataloader))
-    assert len(every) == len(plain) >= 1
-    assert {t['num_negatives'] for t in every} == {-1}
-    assert -1 not in {t['num_negatives'] for t in plain}
+    assert len(sampled) == len(plain) >= 1
+    assert {t['num_negatives'] for t in sampled} == {8}
+    assert {t['num_negatives'] for t in plain} == {-1}
 
 
 def test_crowded_rows_share_one_query_total(monkeypatch):

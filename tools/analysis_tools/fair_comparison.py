@@ -53,8 +53,8 @@ MODELS_CFG = dict(
                              'mqformer_tiny_shapes-panoptic.py'),
     mqformer_decoupled=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic.py'),
-    mqformer_allnames=osp.join(REPO, 'configs', 'mqformer',
-                               'mqformer_tiny_shapes-panoptic.py'),
+    mqformer_sampled_negatives=osp.join(REPO, 'configs', 'mqformer',
+                                        'mqformer_tiny_shapes-panoptic.py'),
     mqformer_masked=osp.join(REPO, 'configs', 'mqformer',
                              'mqformer_tiny_shapes-panoptic_masked.py'),
     mqformer_learnable=osp.join(REPO, 'configs', 'mqformer',
@@ -66,9 +66,9 @@ OPTIONS = dict(
     mqformer_dense={'model.bbox_head.mask_loss_sampling': 'dense'},
     mqformer_pixels={'model.bbox_head.mask_loss_sampling': 'pixels'},
     mqformer_decoupled={'model.bbox_head.decouple_stuff_boxes': True},
-    # every absent class name a negative text in training, as the test
-    # vocabulary (the shapes configs sample 8 of them per image)
-    mqformer_allnames={'ClassNamesToTexts.num_negatives': -1})
+    # 8 absent class names sampled as negative texts per training image
+    # (the default before every absent name became a negative)
+    mqformer_sampled_negatives={'ClassNamesToTexts.num_negatives': 8})
 NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              mqformer_multitask='MQ-Former tiny, multitask data',
              mqformer_dense='MQ-Former tiny, panoptic data, dense mask '
@@ -77,8 +77,8 @@ NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              'uncertain pixels',
              mqformer_decoupled='MQ-Former tiny, panoptic data, stuff '
              'without boxes',
-             mqformer_allnames='MQ-Former tiny, panoptic data, every '
-             'absent name a negative',
+             mqformer_sampled_negatives='MQ-Former tiny, panoptic data, 8 '
+             'sampled negative names',
              mqformer_masked='MQ-Former tiny, panoptic data, learnable '
              'queries with masked attention',
              mqformer_learnable='MQ-Former tiny, panoptic data, learnable '
