@@ -324,7 +324,7 @@ def test_variant_rows_are_a_config_with_settings_changed():
     assert set(fair_comparison.OPTIONS) <= set(fair_comparison.MODELS_CFG)
 
 
-def test_a_transform_option_reaches_every_training_pipeline():
+def test_a_transform_option_reaches_every_training_pipeline(monkeypatch):
     """``mqformer_sampled_negatives`` sets ``num_negatives=8`` in the
     training pipeline's ClassNamesToTexts (inside the dataset wrapper); the
     plain row keeps every absent name a negative (-1)."""
@@ -348,6 +348,13 @@ def test_a_transform_option_reaches_every_training_pipeline():
     assert len(sampled) == len(plain) >= 1
     assert {t['num_negatives'] for t in sampled} == {8}
     assert {t['num_negatives'] for t in plain} == {-1}
+    # an option whose transform no training pipeline has is an error
+    monkeypatch.setitem(fair_comparison.OPTIONS, 'mqformer_dense',
+                        {'PhrasesToTexts.unique': False})
+    monkeypatch.setattr(fair_comparison, 'TRANSFORM_KEYS',
+                        ('ClassNamesToTexts', 'PhrasesToTexts'))
+    with pytest.raises(KeyError, match='no PhrasesToTexts step'):
+        fair_comparison.model_config('mqformer_dense', 'shapes')
 
 
 def test_crowded_rows_share_one_query_total(monkeypatch):

@@ -178,8 +178,10 @@ def model_config(name, world):
     options = dict(OPTIONS.get(name, {}))
     for key in [k for k in options if k.split('.')[0] in TRANSFORM_KEYS]:
         transform, arg = key.split('.')
-        set_transform_arg(cfg.train_dataloader, transform, arg,
-                          options.pop(key))
+        if not set_transform_arg(cfg.train_dataloader, transform, arg,
+                                 options.pop(key)):
+            raise KeyError(f'{name}: option {key}: no {transform} step in '
+                           f'the training pipelines of {MODELS_CFG[name]}')
     cfg.merge_from_dict(options)
     if name != 'mask2former':
         cfg = demo.text_encoder(cfg, 'minilm')
