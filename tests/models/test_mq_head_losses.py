@@ -6,13 +6,15 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
+from mqformer.models.heads.mask_losses import MaskLosses
 from .test_mqformer import batch, build_model, preprocess
 
 
-def fixed_points(preds, _, num_points, *args):
-    """Deterministic stand-in for Mask2Former's uncertainty sampling: the
-    same grid of points for every mask."""
-    g = torch.linspace(0.05, 0.95, int(num_points**0.5))
+def fixed_points(head, preds):
+    """Deterministic stand-in for Mask2Former's uncertainty sampling
+    (``MaskLosses.uncertain_points``): the same grid of points for every
+    mask."""
+    g = torch.linspace(0.05, 0.95, int(head.num_points**0.5))
     yy, xx = torch.meshgrid(g, g, indexing='ij')
     pts = torch.stack([xx.flatten(), yy.flatten()], -1)
     return pts[None].expand(len(preds), -1, -1)
@@ -20,10 +22,7 @@ def fixed_points(preds, _, num_points, *args):
 
 @pytest.mark.parametrize('sampling', ['points', 'dense'])
 def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
-    import mqformer.models.heads.mask_losses as mask_losses
-    monkeypatch.setattr(mask_losses,
-                        'get_uncertain_point_coords_with_randomness',
-                        fixed_points)
+    monkeypatch.setattr(MaskLosses, 'uncertain_points', fixed_points)
     head = build_model('mixed').bbox_head
     head.num_points = 64
     head.mask_loss_sampling = sampling
@@ -54,6 +53,30 @@ def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
         feats[:1], gts[:1])
     for k, v in only_first.items():
         assert torch.allclose(with_det[k], v, atol=1e-6), k
+
+
+def test_uncertain_points_are_mask2formers():
+    """The same random draws as mmdet's
+    get_uncertain_point_coords_with_randomness give the same points: the
+    uncertain ones as a set (unsorted top-k), the uniform ones in order."""
+    from mmdet.models.utils import \
+        get_uncertain_point_coords_with_randomness as mmdet_points
+    head = build_model('mixed').bbox_head
+    head.num_points = 40
+    logits = torch.randn(7, 1, 9, 11)
+    torch.manual_seed(5)
+    ours = head.uncertain_points(logits)
+    torch.manual_seed(5)
+    theirs = mmdet_points(logits, None, head.num_points,
+                          head.oversample_ratio, head.importance_sample_ratio)
+    assert ours.shape == theirs.shape == (7, 40, 2)
+    k = int(head.importance_sample_ratio * head.num_points)
+
+    def as_set(p):  # rows of points in a fixed order
+        return p[torch.arange(len(p))[:, None],
+                 (p[..., 0] * 1e4 + p[..., 1]).argsort(1)]
+    assert torch.equal(as_set(ours[:, :k]), as_set(theirs[:, :k]))
+    assert torch.equal(ours[:, k:], theirs[:, k:])
 
 
 def test_dense_mask_losses_read_every_pixel():
@@ -135,10 +158,7 @@ def test_dn_mask_groups_supervise_the_first_groups_only():
 
 
 def test_dn_mask_group_cap_changes_only_dn_mask_losses(monkeypatch):
-    import mqformer.models.heads.mask_losses as mask_losses
-    monkeypatch.setattr(mask_losses,
-                        'get_uncertain_point_coords_with_randomness',
-                        fixed_points)
+    monkeypatch.setattr(MaskLosses, 'uncertain_points', fixed_points)
     model = build_model('mixed')
     model.dn_query_generator.num_dn_queries = 60  # several groups
     data = preprocess(model, batch(), True)

@@ -9,8 +9,8 @@ from mmcv.ops import point_sample
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.utils import reduce_mean
+from ..layers.binary_point_sample import binary_point_sample
 
 
 class MaskLosses:
@@ -40,6 +40,32 @@ class MaskLosses:
                                  device=logits.device)
         return torch.cat([uncertain, rand], 1)
 
+    def uncertain_points(self, logits: Tensor) -> Tensor:
+        """Mask2Former's training points (mmdet's
+        ``get_uncertain_point_coords_with_randomness``, the same random
+        draws): ``num_points * oversample_ratio`` uniform points per mask,
+        the ``importance_sample_ratio`` share of ``num_points`` with logits
+        nearest 0 among them, then uniform ones. The uncertain points come
+        in index order rather than by uncertainty (an unsorted top-k, half
+        the cost on CPU: the losses average over the points).
+
+        Args:
+            logits (Tensor): (M, 1, h, w) mask logits.
+
+        Returns:
+            Tensor: (M, num_points, 2) xy in [0, 1].
+        """
+        M = len(logits)
+        num_sampled = int(self.num_points * self.oversample_ratio)
+        num_uncertain = int(self.importance_sample_ratio * self.num_points)
+        coords = torch.rand(M, num_sampled, 2, device=logits.device)
+        uncertainty = -point_sample(logits, coords)[:, 0].abs()
+        idx = uncertainty.topk(num_uncertain, dim=1, sorted=False)[1]
+        coords = coords.gather(1, idx[..., None].expand(-1, -1, 2))
+        rand = torch.rand(M, self.num_points - num_uncertain, 2,
+                          device=logits.device)
+        return torch.cat([coords, rand], 1)
+
     def loss_masks(self, mask_sets: List[tuple], mask_features: Tensor,
                    gts: List[InstanceData]) -> Dict[str, Tensor]:
         """BCE + dice on the matched queries of images with masks, for
@@ -59,7 +85,9 @@ class MaskLosses:
                 pos_gt_inds)`` per set.
         """
         on_grid = self.mask_loss_sampling in ('dense', 'pixels')
-        preds, targets, set_ids = [], [], []
+        # each image's GT masks once; the matched queries index them
+        preds, gt_masks, gt_index, set_ids = [], [], [], []
+        num_gts = 0
         for b, (gt, feat) in enumerate(zip(gts, mask_features)):
             if 'masks' not in gt:
                 continue
@@ -70,11 +98,13 @@ class MaskLosses:
                 tgt.append(pos_gt_inds[b])
                 set_ids.append(torch.full_like(pos_inds[b], s))
             preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
-            gt_masks = gt.masks
-            if on_grid:  # each GT once, then indexed per matched query
-                gt_masks = F.adaptive_avg_pool2d(
-                    gt_masks[None].float(), feat.shape[-2:])[0]
-            targets.append(gt_masks[torch.cat(tgt)])
+            masks = gt.masks
+            if on_grid:
+                masks = F.adaptive_avg_pool2d(masks[None].float(),
+                                              feat.shape[-2:])[0]
+            gt_masks.append(masks)
+            gt_index.append(torch.cat(tgt) + num_gts)
+            num_gts += len(masks)
         S = len(mask_sets)
         # zero-weighted, so the mask branches take part in every backward
         # (DDP needs it when a rank's batch has no masks: VG, Objects365)
@@ -89,20 +119,20 @@ class MaskLosses:
         if num == 0:
             return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
                     for k in ('loss_mask', 'loss_dice')}
-        preds, targets = torch.cat(preds), torch.cat(targets)
+        preds, gt_index = torch.cat(preds), torch.cat(gt_index)
+        gt_masks = torch.cat(gt_masks)  # (G, H, W), every image's
         if self.mask_loss_sampling == 'dense':
-            point_preds, point_targets = preds.flatten(1), targets.flatten(1)
+            point_preds = preds.flatten(1)
+            point_targets = gt_masks.flatten(1)[gt_index]
         elif self.mask_loss_sampling == 'pixels':
             idx = self.pixel_points(preds.flatten(1))
             point_preds = preds.flatten(1).gather(1, idx)
-            point_targets = targets.flatten(1).gather(1, idx)
+            point_targets = gt_masks.flatten(1)[gt_index].gather(1, idx)
         else:
             with torch.no_grad():
-                points = get_uncertain_point_coords_with_randomness(
-                    preds.unsqueeze(1), None, self.num_points,
-                    self.oversample_ratio, self.importance_sample_ratio)
-                point_targets = point_sample(targets.unsqueeze(1).float(),
-                                             points).squeeze(1)
+                points = self.uncertain_points(preds.unsqueeze(1))
+                point_targets = binary_point_sample(gt_masks, gt_index,
+                                                    points)
             point_preds = point_sample(preds.unsqueeze(1), points).squeeze(1)
         dice = self.loss_dice(point_preds, point_targets,
                               reduction_override='none')  # (M, )

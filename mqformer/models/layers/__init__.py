@@ -1,3 +1,4 @@
+from .binary_point_sample import binary_point_sample
 from .deformable_attention import (CPUMultiScaleDeformableAttention,
                                    multi_scale_deformable_attn_cpu,
                                    use_cpu_deformable_attention)
@@ -13,6 +14,7 @@ from .seg_encoder import MQSegEncoder
 __all__ = ['CPUMultiScaleDeformableAttention', 'MQSegEncoder',
            'MixedQueryDecoder', 'MixedQueryDecoderLayer',
            'QUERY_MODES', 'QuerySplit', 'SDPAMultiheadAttention',
+           'binary_point_sample',
            'build_with_fast_attention', 'encoder_output_proposals',
            'encoder_reference_points',
            'check_query_mode',
