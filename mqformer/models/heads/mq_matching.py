@@ -12,7 +12,6 @@ from torch import Tensor
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.structures.mask import BitmapMasks, mask2bbox
-from ..layers.binary_point_sample import binary_point_sample
 from .mq_fusion_head import text_is_thing
 
 
@@ -172,9 +171,9 @@ class MQMatching:
             points = torch.rand((1, self.num_points, 2),
                                 device=bbox_preds[0].device)
             feat = point_sample(mask_feature[None], points)[0]  # (C, P)
-            gt_masked.masks = binary_point_sample(
-                gt_masks, torch.arange(len(gt_masks), device=points.device),
-                points.expand(len(gt_masks), -1, -1))
+            # every GT at the same points: the masks as channels of one map
+            gt_masked.masks = point_sample(gt_masks[None].float(),
+                                           points)[0]  # (G, P)
         results = []
         for cls_score, bbox_pred, mask_embed in zip(cls_scores, bbox_preds,
                                                     mask_embeds):
