@@ -5,8 +5,12 @@
 #   python benchmarks/profile_step.py [--world shapes|crowded] [--iters 20]
 #       [--rounds 3] [--threads 2] [--models mqformer mask2former]
 #       [--device cpu|cuda] [--amp] [--json OUT]
+#       [--checkpoints mqformer=CKPT mask2former=CKPT]
 #
 # --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
+# --checkpoints profiles trained weights (e.g. fair_comparison.py's
+# final.pth): what a stage costs can depend on what the model predicts
+# (the distinct selection reads more candidates once proposals repeat).
 #
 # Each stage is timed around the methods named in STAGES (inclusive time;
 # nested stages are subtracted from their parent, so the rows add up to the
@@ -143,7 +147,7 @@ def instrument(model, name, timer):
     return found
 
 
-def build(name, world, device):
+def build(name, world, device, checkpoint=None):
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import fair_comparison
@@ -155,6 +159,13 @@ def build(name, world, device):
     cfg = fair_comparison.model_config(name, world)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+
+        from mqformer.compat import checkpoint_io
+        with checkpoint_io():
+            load_checkpoint(model, checkpoint, map_location='cpu',
+                            strict=True)
     model.to(device).train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     return cfg, model, optim
@@ -213,14 +224,22 @@ def main(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--amp', action='store_true')
     p.add_argument('--json', default='')
+    p.add_argument('--checkpoints', nargs='*', default=[],
+                   metavar='MODEL=CKPT',
+                   help='trained weights to profile, per model')
     args = p.parse_args(argv)
+    ckpts = dict(c.split('=', 1) for c in args.checkpoints)
+    unknown = sorted(set(ckpts) - set(args.models))
+    if unknown:
+        p.error(f'--checkpoints: {unknown} not in --models {args.models}')
     torch.set_num_threads(args.threads)
     sync = (torch.cuda.synchronize if args.device.startswith('cuda')
             else (lambda: None))
     runs = {}
     for name in args.models:
         torch.manual_seed(0)
-        cfg, model, optim = build(name, args.world, args.device)
+        cfg, model, optim = build(name, args.world, args.device,
+                                  ckpts.get(name))
         timer = StageTimer(sync)
         stages = instrument(model, name, timer)
         data = batches(cfg, args.warmup + args.iters)

@@ -76,6 +76,7 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # as MQ-Former's
     dataset=dict(
         data_root=data_root, metainfo=metainfo,
         ann_file='annotations/panoptic_train.json',

@@ -11,7 +11,9 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # iteration-based: mmengine waits 2 s at each restart of a finite
+    # sampler's loader (every 50 iterations on 200 images)
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='ConcatDataset',
         datasets=[{{_base_.shapes_panoptic_train}},
