@@ -41,6 +41,7 @@ STAGES = dict(
         ('backbone', 'backbone', 'forward'),
         ('text encoder', '', 'encode_texts'),
         ('pixel encoder', 'encoder', 'forward'),
+        ('query selection: distinct top-k', '', 'topk_proposals'),
         ('query selection', '', 'pre_decoder'),
         ('denoising queries', 'dn_query_generator', '__call__'),
         ('decoder: self-attn', 'decoder.layers.*.self_attn', 'forward'),

@@ -298,34 +298,82 @@ def test_mask_nms_is_fast_nms():
 
 
 def test_mask_nms_prefix_equals_fast_nms():
-    """The block-wise Fast NMS that stops at k survivors keeps the same first
-    k survivors as the full one (so distinct selection picks the same
-    queries), reads fewer candidates when enough survive, and all of them
-    when too few do."""
+    """The block-wise Fast NMS over a batch, stopping once every image has k
+    survivors (or has no valid candidate left), keeps each image's first k
+    survivors of its full Fast NMS (so distinct selection picks the same
+    queries), reads fewer candidates when enough survive, all of them when
+    too few do, and never keeps an invalid (-inf) candidate."""
     from mqformer.models.detectors import MQFormer
     g = torch.Generator().manual_seed(0)
     base = torch.randn(12, 8, 8, generator=g)
-    # 60 candidates: 12 regions, each repeated with small perturbations
-    masks = base[torch.randint(0, 12, (60, ), generator=g)] + \
-        0.3 * torch.randn(60, 8, 8, generator=g)
-    idx = torch.arange(60)
-    full = MQFormer.mask_nms(masks, 0.6)
+    # 2 images x 60 candidates: 12 regions, each repeated with small
+    # perturbations; image 1's last 25 candidates are invalid
+    masks = base[torch.randint(0, 12, (2, 60), generator=g)] + \
+        0.3 * torch.randn(2, 60, 8, 8, generator=g)
+    idx = torch.arange(60).repeat(2, 1)
+    valid = torch.ones(2, 60, dtype=torch.bool)
+    valid[1, 35:] = False
+    full = [MQFormer.mask_nms(masks[0], 0.6),
+            MQFormer.mask_nms(masks[1, :35], 0.6)]
+    assert torch.equal(MQFormer.mask_nms(masks, 0.6)[0], full[0])  # batched
     for k in (1, 3, 5, 8, 30):
         read = []
 
-        def masks_of(i):
-            read.append(len(i))
-            return masks[i]
-        keep = MQFormer.mask_nms_prefix(masks_of, idx, 0.6, k)
-        first = torch.nonzero(full).flatten()[:k]
-        assert torch.equal(torch.nonzero(keep).flatten()[:k], first)
-        assert not keep[:int(first[-1]) + 1].logical_xor(
-            full[:int(first[-1]) + 1]).any()
-        if int(full.sum()) >= k:
-            assert sum(read) <= int(first[-1]) + k  # stopped early
-        else:
-            assert sum(read) == 60 and torch.equal(keep, full)
-    assert int(full.sum()) < 30  # the last k read everything
+        def masks_of(i, rows):
+            read.append(i.shape)
+            return masks[rows[:, None], i]
+        keep = MQFormer.mask_nms_prefix(masks_of, idx, valid, 0.6, k)
+        assert not keep[1, 35:].any()
+        lasts = []
+        for b in range(2):
+            first = torch.nonzero(full[b]).flatten()[:k]
+            assert torch.equal(torch.nonzero(keep[b]).flatten()[:k], first)
+            assert not keep[b, :int(first[-1]) + 1].logical_xor(
+                full[b][:int(first[-1]) + 1]).any()
+            lasts.append(int(first[-1]) if int(full[b].sum()) >= k else
+                         int(valid[b].sum()) - 1)
+        # blocks of k, k, 2k, 4k, ..., each image until it is done
+        ends = [k * 2**i for i in range(8)]
+        assert sum(r.numel() for r in read) == sum(
+            min(60, next(e for e in ends if e > last)) for last in lasts)
+        assert [r[1] for r in read[:2]] == [k, k][:len(read)]
+    assert int(full[0].sum()) < 30  # the last k read everything
+
+
+def test_batched_distinct_selection_equals_the_per_image_one():
+    """Distinct selection over the batch picks, for each image, the queries
+    of the per-image rule: the k best survivors of the full Fast NMS of its
+    valid top candidates, then its best suppressed ones."""
+    model = build_model('mixed', dqs_cfg=dict(type='mask_nms',
+                                               iou_threshold=0.7,
+                                               nms_pre_ratio=4))
+    k = model.num_conditional
+    B, S, T = 3, 200, 4
+    g = torch.Generator().manual_seed(1)
+    enc_class = torch.randn(B, S, T, generator=g)
+    text_mask = torch.ones(B, T, dtype=torch.bool)
+    text_mask[2, 3] = False
+    proposals = torch.zeros(B, S, 4)
+    proposals[1, 50:] = float('inf')  # image 1: 50 valid proposals
+    base = torch.randn(15, 6, 6, generator=g)
+    masks = base[torch.randint(0, 15, (B, S), generator=g)] + \
+        0.4 * torch.randn(B, S, 6, 6, generator=g)
+    masks[0] = base[0]  # image 0: every proposal the same mask
+    picked = model.topk_proposals(
+        enc_class, text_mask, proposals,
+        candidate_masks=lambda i, rows: masks[rows[:, None], i])
+    scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
+    scores = scores.masked_fill(torch.isinf(proposals).any(-1),
+                                float('-inf'))
+    for b in range(B):
+        cand_scores, cand = scores[b].topk(4 * k)
+        cand = cand[torch.isfinite(cand_scores)]
+        keep = model.mask_nms(masks[b, cand], 0.7)
+        probs = scores[b, cand].sigmoid()
+        rank = scores[b].sigmoid() - 2
+        rank[cand] = torch.where(keep, probs + 2, probs)
+        assert torch.equal(picked[b], rank.topk(k)[1])
+    assert (picked[1] < 50).all() and len(picked[0].unique()) == k
 
 
 def test_mask_distinct_selection_skips_duplicate_masks():
@@ -349,15 +397,16 @@ def test_mask_distinct_selection_skips_duplicate_masks():
         masks[i, (i - 40) // 20, 10 + (i - 40) % 20] = 1
     asked = []
 
-    def candidate_masks(b, idx):
-        asked.append(len(idx))
+    def candidate_masks(idx, rows):
+        asked.append(idx.shape[1])
         return masks[idx]
 
     picked = model.topk_proposals(enc_class, text_mask, proposals,
                                   candidate_masks=candidate_masks)[0]
-    # of the nms_pre_ratio x N_c = 4k candidates, blocks of k are read
-    # until k survive: the 40 region tokens give 1, the third block the rest
-    assert asked == [k, k, k]
+    # of the nms_pre_ratio x N_c = 4k candidates, blocks of k, k, 2k are
+    # read until k survive: the 40 region tokens give 1, the third block
+    # the rest
+    assert asked == [k, k, 2 * k]
     assert picked.shape == (k, ) and len(picked.unique()) == k
     assert (picked < 40).sum() == 1
     assert picked[0] == enc_class[0, :40, 1].argmax()
@@ -367,7 +416,7 @@ def test_mask_distinct_selection_skips_duplicate_masks():
     asked.clear()
     picked = model.topk_proposals(enc_class, text_mask, proposals,
                                   candidate_masks=candidate_masks)[0]
-    assert asked == [k] * 4  # never k survivors: every candidate read
+    assert asked == [k, k, 2 * k]  # never k survivors: all 4k read
     assert len(picked.unique()) == k and (picked < S - 10).all()
     with pytest.raises(ValueError, match='candidate_masks'):
         model.topk_proposals(enc_class, text_mask, proposals)
@@ -378,11 +427,15 @@ def test_proposal_masks_stop_at_the_valid_area():
     and -inf outside the image's share of the padded input."""
     model = build_model('mixed', dqs_cfg=dict(type='mask_nms', mask_size=8))
     C = model.embed_dims
-    feats = torch.randn(C, 32, 24)
-    masks = model.proposal_masks(torch.randn(5, C), feats,
-                                 torch.tensor([0.5, 1.0]))
-    assert masks.shape == (5, 8, 8)
-    assert torch.isinf(masks[:, 4:]).all() and torch.isfinite(masks[:, :4]).all()
+    feats = model.proposal_mask_features(torch.randn(2, C, 32, 24))
+    assert feats.shape == (2, C, 8, 8)
+    masks = model.proposal_masks(torch.randn(2, 5, C), feats,
+                                 torch.tensor([[0.5, 1.0], [1.0, 0.25]]))
+    assert masks.shape == (2, 5, 8, 8)
+    assert torch.isinf(masks[0, :, 4:]).all()
+    assert torch.isfinite(masks[0, :, :4]).all()
+    assert torch.isinf(masks[1, :, :, 2:]).all()
+    assert torch.isfinite(masks[1, :, :, :2]).all()
 
 
 @pytest.mark.parametrize('dqs', ['nms', 'mask_nms'])

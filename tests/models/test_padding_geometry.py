@@ -56,7 +56,7 @@ def test_proposals_never_come_from_padding():
         model.dqs_cfg = dict(type='mask_nms', iou_threshold=0.8)
         by_mask = model.topk_proposals(
             enc_class, text['text_mask'], proposals,
-            candidate_masks=lambda b, idx: torch.randn(len(idx), 8, 8))
+            candidate_masks=lambda idx, rows: torch.randn(*idx.shape, 8, 8))
     assert not memory_mask.gather(1, topk).any()
     assert not memory_mask.gather(1, distinct).any()
     assert not memory_mask.gather(1, by_mask).any()

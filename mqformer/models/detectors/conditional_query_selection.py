@@ -1,7 +1,6 @@
 """MQ-Former's conditional query selection: the top-k encoder proposals
 (MaskDINO's unified query selection), mask-enhanced anchors, distinct
 selection (DDQ) by box NMS or Fast NMS over the proposals' masks."""
-from functools import partial
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -62,13 +61,21 @@ class ConditionalQuerySelection:
         if batch_input_shape is None:
             batch_input_shape = batch_data_samples[0].batch_input_shape
 
-        def candidate_masks(b: int, idx: Tensor) -> Tensor:
-            # (only with dqs_cfg type='mask_nms') the image's share of the
-            # padded input
-            share = img_shapes[b] / shape_tensor(batch_input_shape,
-                                                 img_shapes)
-            return self.proposal_masks(output_memory[b, idx], mask_features[b],
-                                       share)
+        cache = {}
+
+        def candidate_masks(idx: Tensor,
+                            rows: Optional[Tensor] = None) -> Tensor:
+            # (only with dqs_cfg type='mask_nms') each image's share of the
+            # padded input; the features resized once per step
+            if 'feats' not in cache:
+                cache['feats'] = self.proposal_mask_features(mask_features)
+            share = img_shapes / shape_tensor(batch_input_shape, img_shapes)
+            memory, feats = output_memory, cache['feats']
+            if rows is not None:  # a subset of the images
+                memory, feats, share = memory[rows], feats[rows], share[rows]
+            content = torch.gather(
+                memory, 1, idx[..., None].expand(-1, -1, memory.size(-1)))
+            return self.proposal_masks(content, feats, share)
 
         topk = self.topk_proposals(enc_class, text_mask, output_proposals,
                                    enc_coord_unact, candidate_masks)
@@ -115,9 +122,10 @@ class ConditionalQuerySelection:
             enc_coord_unact (Tensor, optional): (B, S, 4) regressed proposal
                 boxes, inverse-sigmoid cxcywh; needed with ``dqs_cfg``
                 ``type='nms'``.
-            candidate_masks (callable, optional): ``(b, idx (P, )) -> (P, h,
-                w)`` mask logits of image ``b``'s proposals ``idx``; needed
-                with ``type='mask_nms'``.
+            candidate_masks (callable, optional): ``(idx (B', P), rows (B', )
+                or None) -> (B', P, h, w)`` mask logits of the proposals
+                ``idx`` of images ``rows`` (None: all); needed with
+                ``type='mask_nms'``.
         """
         scores = enc_class.masked_fill(~text_mask[:, None], -1e4).max(-1)[0]
         scores = scores.masked_fill(
@@ -137,12 +145,9 @@ class ConditionalQuerySelection:
                     raise ValueError("dqs_cfg type='mask_nms' needs the "
                                      'candidate_masks of the proposals')
                 thr = self.dqs_cfg.get('iou_threshold', 0.8)
-                return torch.stack([
-                    self.distinct_topk(
-                        s, k, lambda idx, p, b=b: self.mask_nms_prefix(
-                            partial(candidate_masks, b), idx, thr, k))
-                    for b, s in enumerate(scores)
-                ])
+                return self.distinct_topk(
+                    scores, k, lambda idx, probs, valid: self.mask_nms_prefix(
+                        candidate_masks, idx, valid, thr, k))
             if enc_coord_unact is None:
                 raise ValueError("dqs_cfg type='nms' needs the regressed "
                                  'proposal boxes (enc_coord_unact)')
@@ -153,84 +158,95 @@ class ConditionalQuerySelection:
                 if key not in ('nms_pre_ratio', 'mask_size')
             }
 
-            def box_nms(boxes: Tensor, idx: Tensor, probs: Tensor) -> Tensor:
-                keep = batched_nms(boxes[idx], probs, torch.zeros_like(idx),
-                                   nms_cfg)[1]
-                return (torch.arange(len(idx), device=idx.device)[:, None]
-                        == keep[None]).any(1)
+            def box_nms(idx: Tensor, probs: Tensor, valid: Tensor) -> Tensor:
+                keep = torch.zeros_like(valid)
+                for b in range(len(idx)):  # batched_nms is per image
+                    pos = torch.nonzero(valid[b]).flatten()
+                    kept = batched_nms(boxes[b, idx[b, pos]], probs[b, pos],
+                                       torch.zeros_like(pos), nms_cfg)[1]
+                    keep[b, pos[kept]] = True
+                return keep
 
-            return torch.stack([
-                self.distinct_topk(s, k, partial(box_nms, b))
-                for s, b in zip(scores, boxes)
-            ])
+            return self.distinct_topk(scores, k, box_nms)
 
     def distinct_topk(self, scores: Tensor, k: int,
                       suppress: Callable) -> Tensor:
-        """DDQ's distinct queries for one image: the K best proposals that
-        survive the suppression, then, if fewer than K survive, the best
-        suppressed ones (the query count stays fixed).
+        """DDQ's distinct queries: each image's K best proposals that survive
+        the suppression, then, if fewer than K survive, its best suppressed
+        ones (the query count stays fixed).
 
         Args:
-            scores (Tensor): (S, ) proposal scores, -inf where never chosen.
+            scores (Tensor): (B, S) proposal scores, -inf where never chosen.
             k (int): K.
-            suppress (callable): ``(idx (P, ), probs (P, )) -> keep`` (P, )
-                bool, True for the proposals to keep; ``idx`` comes sorted by
-                score, best first.
+            suppress (callable): ``(idx (B, P), probs (B, P), valid (B, P))
+                -> keep`` (B, P) bool, True for the proposals to keep;
+                ``idx`` comes sorted by score, best first, and ``valid``
+                (False for -inf scores, always the last ones) is never kept.
 
         Returns:
-            Tensor: (K, ) proposal indices, survivors first, by score.
+            Tensor: (B, K) proposal indices, survivors first, by score.
         """
         ratio = self.dqs_cfg.get('nms_pre_ratio', 4)
-        pre = torch.clamp(ratio * k, max=scores.shape[0]) if \
-            torch.jit.is_tracing() else min(len(scores), ratio * k)
-        cand_scores, cand = scores.topk(pre)
+        pre = torch.clamp(ratio * k, max=scores.shape[1]) if \
+            torch.jit.is_tracing() else min(scores.shape[1], ratio * k)
+        cand_scores, cand = scores.topk(pre, dim=1)
         valid = torch.isfinite(cand_scores)
-        cand, cand_scores = cand[valid], cand_scores[valid]
         probs = cand_scores.sigmoid()
-        keep = suppress(cand, probs)
+        keep = suppress(cand, probs, valid) & valid
         # rank: survivors (2..3), suppressed candidates (0..1), the rest
         # (-2..-1; padding and border -2); no data-dependent branch, so it
         # also exports to ONNX
         rank = scores.sigmoid() - 2
-        rank[cand] = torch.where(keep, probs + 2, probs)
-        return rank.topk(k)[1]
+        rank = rank.scatter(
+            1, cand,
+            torch.where(valid, torch.where(keep, probs + 2, probs),
+                        rank.gather(1, cand)))
+        return rank.topk(k, dim=1)[1]
 
-    def proposal_masks(self, content: Tensor, mask_features: Tensor,
-                       valid_share: Tensor) -> Tensor:
-        """Mask logits of encoder proposals for distinct selection, on mask
-        features resized to at most ``dqs_cfg['mask_size']`` (default 32) a
-        side; -inf outside the image's valid area.
-
-        Args:
-            content (Tensor): (P, C) proposal features (``output_memory``).
-            mask_features (Tensor): (C, h, w) of the padded input.
-            valid_share (Tensor): (2, ) the image's (h, w) over the padded
-                input's.
-
-        Returns:
-            Tensor: (P, h', w') mask logits.
-        """
+    def proposal_mask_features(self, mask_features: Tensor) -> Tensor:
+        """Mask features (B, C, h, w) resized to at most
+        ``dqs_cfg['mask_size']`` (default 32) a side, for
+        :meth:`proposal_masks`."""
         h, w = mask_features.shape[-2:]
         size = self.dqs_cfg.get('mask_size', 32)
         if torch.jit.is_tracing():  # any size: resizing to the same size
             # is the identity
-            mask_features = F.interpolate(
-                mask_features[None], size=(torch.clamp(h, max=size),
-                                           torch.clamp(w, max=size)),
-                mode='bilinear', align_corners=False)[0]
-        elif max(h, w) > size:  # (bilinear: adaptive pooling to a size
+            return F.interpolate(
+                mask_features, size=(torch.clamp(h, max=size),
+                                     torch.clamp(w, max=size)),
+                mode='bilinear', align_corners=False)
+        if max(h, w) > size:  # (bilinear: adaptive pooling to a size
             # that does not divide the input does not export to ONNX)
-            mask_features = F.interpolate(
-                mask_features[None], size=(min(h, size), min(w, size)),
-                mode='bilinear', align_corners=False)[0]
+            return F.interpolate(
+                mask_features, size=(min(h, size), min(w, size)),
+                mode='bilinear', align_corners=False)
+        return mask_features
+
+    def proposal_masks(self, content: Tensor, mask_features: Tensor,
+                       valid_share: Tensor) -> Tensor:
+        """Mask logits of encoder proposals for distinct selection, -inf
+        outside each image's valid area.
+
+        Args:
+            content (Tensor): (B, P, C) proposal features (``output_memory``).
+            mask_features (Tensor): (B, C, h, w) of the padded input, from
+                :meth:`proposal_mask_features`.
+            valid_share (Tensor): (B, 2) each image's (h, w) over the padded
+                input's.
+
+        Returns:
+            Tensor: (B, P, h, w) mask logits.
+        """
         embed = self.bbox_head.mask_embed(self.decoder.norm(content))
-        masks = torch.einsum('pc,chw->phw', embed, mask_features)
+        masks = torch.einsum('bpc,bchw->bphw', embed, mask_features)
         ph, pw = masks.shape[-2:]
         ys = torch.arange(ph, device=masks.device)
         xs = torch.arange(pw, device=masks.device)
-        valid = (ys[:, None] < torch.ceil(valid_share[0] * ph)) & \
-            (xs[None] < torch.ceil(valid_share[1] * pw))
-        return masks.masked_fill(~valid, float('-inf'))
+        valid = (ys[None, :, None] <
+                 torch.ceil(valid_share[:, 0] * ph)[:, None, None]) & \
+            (xs[None, None] < torch.ceil(valid_share[:, 1] * pw)[:, None,
+                                                                  None])
+        return masks.masked_fill(~valid[:, None], float('-inf'))
 
     @staticmethod
     def mask_nms(mask_logits: Tensor, iou_threshold: float) -> Tensor:
@@ -238,55 +254,75 @@ class ConditionalQuerySelection:
         better-ranked mask by more than ``iou_threshold`` (mask IoU).
 
         Args:
-            mask_logits (Tensor): (P, h, w), sorted by score, best first.
+            mask_logits (Tensor): (..., P, h, w), sorted by score, best first
+                (leading dims: a batch of independent sets).
 
         Returns:
-            Tensor: (P, ) bool, True for the kept masks (no data-dependent
-            shape, so it exports).
+            Tensor: (..., P) bool, True for the kept masks (no
+            data-dependent shape, so it exports).
         """
-        fg = (mask_logits > 0).flatten(1).float()
-        inter = fg @ fg.T
-        area = fg.sum(1)
-        iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+        fg = (mask_logits > 0).flatten(-2).float()
+        inter = fg @ fg.transpose(-1, -2)
+        area = fg.sum(-1)
+        iou = inter / (area[..., :, None] + area[..., None, :] -
+                       inter).clamp(min=1)
         # vs every better-ranked mask (any() also takes P = 0)
-        return ~(iou.triu(1) > iou_threshold).any(0)
+        return ~(iou.triu(1) > iou_threshold).any(-2)
 
     @classmethod
-    def mask_nms_prefix(cls, masks_of: Callable, idx: Tensor,
+    def mask_nms_prefix(cls, masks_of: Callable, idx: Tensor, valid: Tensor,
                         iou_threshold: float, k: int) -> Tensor:
-        """:meth:`mask_nms` of the candidates ``idx`` (P, ), best first, in
-        blocks of ``k``, stopping once ``k`` survive: a candidate's fate
-        depends only on the better-ranked ones, so the first ``k`` survivors
-        are those of the full Fast NMS; the unread candidates come back as
-        suppressed (:meth:`distinct_topk` needs only the first ``k``).
-        Exported graphs read all of them (no data-dependent loop).
+        """:meth:`mask_nms` of each image's candidates ``idx`` (B, P), best
+        first, in blocks of ``k, k, 2k, 4k, ...`` (few Python steps where
+        most candidates repeat) over the images that are not done: an image
+        is done once it has ``k`` survivors or no valid candidate left. A
+        candidate's fate depends only on the better-ranked ones, so the
+        first ``k`` survivors are those of the full Fast NMS; the unread
+        candidates come back as suppressed (:meth:`distinct_topk` needs only
+        the first ``k``). Exported graphs read all of them (no
+        data-dependent loop).
 
         Args:
-            masks_of (callable): ``idx (P', ) -> (P', h, w)`` mask logits.
+            masks_of (callable): ``(idx (B', P'), rows (B', ) or None) ->
+                (B', P', h, w)`` mask logits of the candidates ``idx`` of
+                images ``rows`` (None: all B).
+            valid (Tensor): (B, P) bool, False for candidates never kept
+                (-inf scores, after every valid one).
 
         Returns:
-            Tensor: (P, ) bool, True for the kept candidates.
+            Tensor: (B, P) bool, True for the kept candidates.
         """
         if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or \
                 k <= 0:
-            return cls.mask_nms(masks_of(idx), iou_threshold)
-        keep = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
+            return cls.mask_nms(masks_of(idx, None), iou_threshold) & valid
+        B, P = idx.shape
+        rows = torch.arange(B, device=idx.device)  # images not yet done
+        keep = torch.zeros_like(valid)
         fgs, areas = [], []
-        for start in range(0, len(idx), k):
-            fg = (masks_of(idx[start:start + k]) > 0).flatten(1).float()
-            area = fg.sum(1)
+        start, step = 0, k
+        while start < P:
+            end = min(start + step, P)
+            fg = (masks_of(idx[rows, start:end], rows) > 0).flatten(2).float()
+            area = fg.sum(2)
             fgs.append(fg)
             areas.append(area)
-            prev, prev_area = torch.cat(fgs), torch.cat(areas)
-            inter = fg @ prev.T  # (k', start + k'): earlier blocks and own
-            iou = inter / (area[:, None] + prev_area[None] - inter).clamp(min=1)
+            prev, prev_area = torch.cat(fgs, 1), torch.cat(areas, 1)
+            inter = fg @ prev.transpose(1, 2)  # (B', k', end): the earlier
+            # blocks and its own
+            iou = inter / (area[..., None] + prev_area[:, None] -
+                           inter).clamp(min=1)
             # candidate j of the block vs every better-ranked candidate
-            better = torch.arange(len(prev), device=fg.device)[None] < \
-                torch.arange(start, start + len(fg), device=fg.device)[:, None]
-            keep[start:start + len(fg)] = ~((iou > iou_threshold) &
-                                            better).any(1)
-            if int(keep.sum()) >= k:
+            better = torch.arange(end, device=fg.device)[None] < \
+                torch.arange(start, end, device=fg.device)[:, None]
+            keep[rows, start:end] = ~((iou > iou_threshold) & better).any(
+                2) & valid[rows, start:end]
+            done = (keep[rows].sum(1) >= k) | ~valid[rows, end:].any(1)
+            if bool(done.all()):
                 break
+            if bool(done.any()):  # the others read on alone
+                rows = rows[~done]
+                fgs, areas = [f[~done] for f in fgs], [a[~done] for a in areas]
+            start, step = end, end  # blocks of k, k, 2k, 4k, ...
         return keep
 
     @staticmethod
