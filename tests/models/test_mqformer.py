@@ -306,16 +306,19 @@ def test_mask_nms_prefix_equals_fast_nms():
     from mqformer.models.detectors import MQFormer
     g = torch.Generator().manual_seed(0)
     base = torch.randn(12, 8, 8, generator=g)
-    # 2 images x 60 candidates: 12 regions, each repeated with small
-    # perturbations; image 1's last 25 candidates are invalid
+    # 2 images x 60 candidates: image 0's all different (done early),
+    # image 1's 12 regions, each repeated with small perturbations, and its
+    # last 25 candidates invalid
     masks = base[torch.randint(0, 12, (2, 60), generator=g)] + \
         0.3 * torch.randn(2, 60, 8, 8, generator=g)
+    masks[0] = torch.randn(60, 8, 8, generator=g)
     idx = torch.arange(60).repeat(2, 1)
     valid = torch.ones(2, 60, dtype=torch.bool)
     valid[1, 35:] = False
     full = [MQFormer.mask_nms(masks[0], 0.6),
             MQFormer.mask_nms(masks[1, :35], 0.6)]
     assert torch.equal(MQFormer.mask_nms(masks, 0.6)[0], full[0])  # batched
+    alone = 0  # calls for one image after the other was done
     for k in (1, 3, 5, 8, 30):
         read = []
 
@@ -337,13 +340,15 @@ def test_mask_nms_prefix_equals_fast_nms():
         assert sum(r.numel() for r in read) == sum(
             min(60, next(e for e in ends if e > last)) for last in lasts)
         assert [r[1] for r in read[:2]] == [k, k][:len(read)]
-    assert int(full[0].sum()) < 30  # the last k read everything
+        alone += sum(r[0] == 1 for r in read)
+    assert alone > 0  # image 1 read on alone
+    assert int(full[1].sum()) < 30  # k = 30: image 1 read everything
 
 
 def test_batched_distinct_selection_equals_the_per_image_one():
     """Distinct selection over the batch picks, for each image, the queries
-    of the per-image rule: the k best survivors of the full Fast NMS of its
-    valid top candidates, then its best suppressed ones."""
+    of the per-image rule: the k best survivors of the full Fast NMS (or box
+    NMS) of its valid top candidates, then its best suppressed ones."""
     model = build_model('mixed', dqs_cfg=dict(type='mask_nms',
                                                iou_threshold=0.7,
                                                nms_pre_ratio=4))
@@ -374,6 +379,26 @@ def test_batched_distinct_selection_equals_the_per_image_one():
         rank[cand] = torch.where(keep, probs + 2, probs)
         assert torch.equal(picked[b], rank.topk(k)[1])
     assert (picked[1] < 50).all() and len(picked[0].unique()) == k
+    # box NMS: one batched_nms call for all images, the same per image
+    from mmcv.ops import batched_nms
+
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    model.dqs_cfg = dict(type='nms', iou_threshold=0.5, nms_pre_ratio=4)
+    coord = torch.randn(B, S, 4, generator=g)
+    coord[0, :, :2] = 0.0  # image 0: every box the same centre
+    picked = model.topk_proposals(enc_class, text_mask, proposals, coord)
+    boxes = bbox_cxcywh_to_xyxy(coord.sigmoid())
+    for b in range(B):
+        cand_scores, cand = scores[b].topk(4 * k)
+        cand = cand[torch.isfinite(cand_scores)]
+        probs = scores[b, cand].sigmoid()
+        kept = batched_nms(boxes[b, cand], probs, torch.zeros_like(cand),
+                           dict(type='nms', iou_threshold=0.5))[1]
+        keep = torch.zeros(len(cand), dtype=torch.bool)
+        keep[kept] = True
+        rank = scores[b].sigmoid() - 2
+        rank[cand] = torch.where(keep, probs + 2, probs)
+        assert torch.equal(picked[b], rank.topk(k)[1])
 
 
 def test_mask_distinct_selection_skips_duplicate_masks():

@@ -61,21 +61,20 @@ class ConditionalQuerySelection:
         if batch_input_shape is None:
             batch_input_shape = batch_data_samples[0].batch_input_shape
 
-        cache = {}
-
-        def candidate_masks(idx: Tensor,
-                            rows: Optional[Tensor] = None) -> Tensor:
-            # (only with dqs_cfg type='mask_nms') each image's share of the
-            # padded input; the features resized once per step
-            if 'feats' not in cache:
-                cache['feats'] = self.proposal_mask_features(mask_features)
+        candidate_masks = None
+        if self.dqs_cfg and self.dqs_cfg.get('type') == 'mask_nms':
+            # each image's share of the padded input; features resized once
             share = img_shapes / shape_tensor(batch_input_shape, img_shapes)
-            memory, feats = output_memory, cache['feats']
-            if rows is not None:  # a subset of the images
-                memory, feats, share = memory[rows], feats[rows], share[rows]
-            content = torch.gather(
-                memory, 1, idx[..., None].expand(-1, -1, memory.size(-1)))
-            return self.proposal_masks(content, feats, share)
+            feats = self.proposal_mask_features(mask_features)
+
+            def candidate_masks(idx: Tensor,
+                                rows: Optional[Tensor] = None) -> Tensor:
+                memory, f, sh = output_memory, feats, share
+                if rows is not None:  # a subset of the images
+                    memory, f, sh = memory[rows], f[rows], sh[rows]
+                content = torch.gather(
+                    memory, 1, idx[..., None].expand(-1, -1, memory.size(-1)))
+                return self.proposal_masks(content, f, sh)
 
         topk = self.topk_proposals(enc_class, text_mask, output_proposals,
                                    enc_coord_unact, candidate_masks)
@@ -159,12 +158,13 @@ class ConditionalQuerySelection:
             }
 
             def box_nms(idx: Tensor, probs: Tensor, valid: Tensor) -> Tensor:
+                # every image's valid candidates in one call, the image as
+                # batched_nms' group (no box suppresses another image's)
+                b, j = torch.nonzero(valid, as_tuple=True)
+                kept = batched_nms(boxes[b, idx[b, j]], probs[b, j], b,
+                                   nms_cfg)[1]
                 keep = torch.zeros_like(valid)
-                for b in range(len(idx)):  # batched_nms is per image
-                    pos = torch.nonzero(valid[b]).flatten()
-                    kept = batched_nms(boxes[b, idx[b, pos]], probs[b, pos],
-                                       torch.zeros_like(pos), nms_cfg)[1]
-                    keep[b, pos[kept]] = True
+                keep[b[kept], j[kept]] = True
                 return keep
 
             return self.distinct_topk(scores, k, box_nms)
