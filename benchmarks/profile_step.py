@@ -6,6 +6,7 @@
 #       [--rounds 3] [--threads 2] [--models mqformer mask2former]
 #       [--device cpu|cuda] [--amp] [--json OUT]
 #       [--checkpoints mqformer=CKPT mask2former=CKPT]
+#       [--in-run MINUTES [--block 25]]
 #
 # --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
 # --checkpoints profiles trained weights (e.g. fair_comparison.py's
@@ -19,6 +20,14 @@
 # order), and the table gives per stage the median ms per step over the
 # rounds, with min-max; the last line is the step-time ratio of the first
 # model to the second with its spread over rounds.
+#
+# --in-run MINUTES trains instead of replaying fixed batches: each model
+# draws new batches from its own training loader (the config's sampler,
+# loading timed as 'data loading') and keeps learning, the models taking
+# turns in blocks of --block steps until each has trained MINUTES; a
+# "round" is then one block, and the ratio pairs each block with the other
+# model's adjacent one, so drift of the machine cancels. The training
+# loop's hooks are not run.
 import argparse
 import contextlib
 import copy
@@ -191,11 +200,31 @@ def batches(cfg, n, seed=0):
     return out
 
 
-def run_round(model, optim, data, timer, device, amp):
+def loader_iter(cfg, seed=0):
+    """An endless iterator over ``cfg``'s training loader, as the
+    iteration-based loop draws it (a finite sampler is restarted)."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner, set_random_seed
+    init_default_scope('mmdet')
+    set_random_seed(seed)
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader),
+                                     seed=seed)
+    while True:
+        yield from loader
+
+
+def run_round(model, optim, data, timer, device, amp, steps=None):
+    """Train on the batches of ``data`` (a list; or an iterator, of which
+    ``steps`` batches are drawn inside the timing)."""
     sync = timer.sync
     sync()
     t0 = time.perf_counter()
-    for d in data:
+    for k in range(len(data) if steps is None else steps):
+        if steps is None:
+            d = data[k]
+        else:
+            with timer.stage('data loading'):
+                d = next(data)
         with timer.stage('data preprocessor'):
             d = model.data_preprocessor(d, True)
         ctx = torch.autocast(device.split(':')[0], dtype=torch.bfloat16
@@ -228,7 +257,14 @@ def main(argv=None):
     p.add_argument('--checkpoints', nargs='*', default=[],
                    metavar='MODEL=CKPT',
                    help='trained weights to profile, per model')
+    p.add_argument('--in-run', type=float, default=0, metavar='MINUTES',
+                   help='train each model this long on new batches from '
+                   'its loader, the models taking turns per --block')
+    p.add_argument('--block', type=int, default=25,
+                   help='--in-run: steps per turn')
     args = p.parse_args(argv)
+    if args.in_run < 0 or args.block < 1:
+        p.error('--in-run must be >= 0 and --block >= 1')
     ckpts = dict(c.split('=', 1) for c in args.checkpoints)
     unknown = sorted(set(ckpts) - set(args.models))
     if unknown:
@@ -243,19 +279,38 @@ def main(argv=None):
                                   ckpts.get(name))
         timer = StageTimer(sync)
         stages = instrument(model, name, timer)
-        data = batches(cfg, args.warmup + args.iters)
+        if args.in_run:
+            data = loader_iter(cfg)
+            stages = ['data loading'] + stages
+            run_round(model, optim, data, timer, args.device, args.amp,
+                      steps=args.warmup)
+        else:
+            data = batches(cfg, args.warmup + args.iters)
+            run_round(model, optim, data[:args.warmup], timer, args.device,
+                      args.amp)
         runs[name] = dict(model=model, optim=optim, timer=timer, data=data,
-                          stages=stages, rounds=[], steps=[])
-        run_round(model, optim, data[:args.warmup], timer, args.device,
-                  args.amp)
-    for _ in range(args.rounds):
+                          stages=stages, rounds=[], steps=[], trained=0.0)
+    steps = args.block if args.in_run else args.iters
+    for _ in range(10 ** 9 if args.in_run else args.rounds):
+        if args.in_run and min(r['trained'] for r in runs.values()) \
+                >= 60 * args.in_run:
+            break
         for name, r in runs.items():
             r['timer'].total.clear()
-            took = run_round(r['model'], r['optim'], r['data'][args.warmup:],
-                             r['timer'], args.device, args.amp)
-            r['rounds'].append({k: 1000 * v / args.iters
+            if args.in_run:
+                took = run_round(r['model'], r['optim'], r['data'],
+                                 r['timer'], args.device, args.amp,
+                                 steps=steps)
+            else:
+                took = run_round(r['model'], r['optim'],
+                                 r['data'][args.warmup:], r['timer'],
+                                 args.device, args.amp)
+            r['trained'] += took
+            r['rounds'].append({k: 1000 * v / steps
                                 for k, v in r['timer'].total.items()})
-            r['steps'].append(1000 * took / args.iters)
+            r['steps'].append(1000 * took / steps)
+    if args.in_run:
+        args.rounds, args.iters = len(runs[args.models[0]]['steps']), steps
     report(args, runs)
 
 
@@ -274,8 +329,11 @@ def report(args, runs):
             if s not in order:
                 order.append(s)
     order = [s for s in order if s not in STEP_STAGES[1:]] + STEP_STAGES[1:]
+    kind = (f'blocks of {args.iters} new batches, {args.in_run:g} min of '
+            'training per model' if args.in_run else
+            f'rounds of {args.iters} steps')
     print(f'\nTraining step, ms per step (median [min-max] over '
-          f'{args.rounds} rounds of {args.iters} steps), {args.world} world, '
+          f'{args.rounds} {kind}), {args.world} world, '
           f'{args.device}{" amp" if args.amp else ""}, '
           f'{args.threads} threads\n')
     print('| stage | ' + ' | '.join(names) + ' |')

@@ -52,3 +52,47 @@ def test_instrument_times_the_named_methods(monkeypatch):
     model(1)
     assert 0.02 <= timer.total['backbone'] < 0.06  # not the layers' 0.04
     assert 0.04 <= timer.total['layers']  # both layers
+
+
+def test_in_run_round_draws_new_batches_and_times_the_loading():
+    """--in-run: a round draws ``steps`` new batches from the loader's
+    iterator (the rest stay for the next round), the draw is timed as
+    'data loading', and the model trains on what it drew."""
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+            self.seen = []
+
+        def data_preprocessor(self, d, training):
+            return d
+
+        def forward(self, x, mode):
+            self.seen.append(float(x))
+            return dict(loss=((self.w - x) ** 2).sum())
+
+        def parse_losses(self, losses):
+            return losses['loss'], {}
+
+    def slow_batches():
+        k = 0
+        while True:
+            time.sleep(0.02)
+            k += 1
+            yield dict(x=torch.tensor(float(k)))
+
+    model = Model()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    timer = profile_step.StageTimer(lambda: None)
+    data = slow_batches()
+    took = profile_step.run_round(model, optim, data, timer, 'cpu', False,
+                                  steps=3)
+    assert model.seen == [1.0, 2.0, 3.0]
+    assert 0.06 <= timer.total['data loading'] <= took
+    assert timer.total['data preprocessor'] < 0.02
+    assert float(model.w) > 0  # it learned from the batches
+    profile_step.run_round(model, optim, data, timer, 'cpu', False, steps=2)
+    assert model.seen[3:] == [4.0, 5.0]  # new batches, not a replay
