@@ -93,6 +93,6 @@ def test_in_run_round_draws_new_batches_and_times_the_loading():
     assert model.seen == [1.0, 2.0, 3.0]
     assert 0.06 <= timer.total['data loading'] <= took
     assert timer.total['data preprocessor'] < 0.02
-    assert float(model.w) > 0  # it learned from the batches
+    assert model.w.item() > 0  # it learned from the batches
     profile_step.run_round(model, optim, data, timer, 'cpu', False, steps=2)
     assert model.seen[3:] == [4.0, 5.0]  # new batches, not a replay
