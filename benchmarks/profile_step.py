@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import copy
 import functools
+import itertools
 import json
 import os.path as osp
 import statistics
@@ -181,50 +182,35 @@ def build(name, world, device, checkpoint=None):
     return cfg, model, optim
 
 
-def batches(cfg, n, seed=0):
-    """``n`` training batches of ``cfg``'s loader (fixed order)."""
-    from mmengine.runner import Runner
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import set_random_seed
-    init_default_scope('mmdet')
-    set_random_seed(seed)  # augmentation draws
-    loader_cfg = copy.deepcopy(cfg.train_dataloader)
-    loader_cfg.sampler['seed'] = seed  # the same batches in every run
-    loader = Runner.build_dataloader(loader_cfg, seed=seed)
-    out = []
-    while len(out) < n:
-        for data in loader:
-            out.append(data)
-            if len(out) == n:
-                break
-    return out
-
-
 def loader_iter(cfg, seed=0):
-    """An endless iterator over ``cfg``'s training loader, as the
-    iteration-based loop draws it (a finite sampler is restarted)."""
+    """An endless iterator over ``cfg``'s training loader (the same batches
+    in every run), as the iteration-based loop draws it: a finite sampler is
+    restarted."""
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner, set_random_seed
     init_default_scope('mmdet')
-    set_random_seed(seed)
-    loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader),
-                                     seed=seed)
+    set_random_seed(seed)  # augmentation draws
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg.sampler['seed'] = seed
+    loader = Runner.build_dataloader(loader_cfg, seed=seed)
     while True:
         yield from loader
 
 
-def run_round(model, optim, data, timer, device, amp, steps=None):
-    """Train on the batches of ``data`` (a list; or an iterator, of which
-    ``steps`` batches are drawn inside the timing)."""
+def batches(cfg, n, seed=0):
+    """``n`` training batches of ``cfg``'s loader (fixed order)."""
+    return list(itertools.islice(loader_iter(cfg, seed), n))
+
+
+def run_round(model, optim, data, steps, timer, device, amp):
+    """Train ``steps`` steps on batches drawn from the iterator ``data``
+    (the draw timed as 'data loading')."""
     sync = timer.sync
     sync()
     t0 = time.perf_counter()
-    for k in range(len(data) if steps is None else steps):
-        if steps is None:
-            d = data[k]
-        else:
-            with timer.stage('data loading'):
-                d = next(data)
+    for _ in range(steps):
+        with timer.stage('data loading'):
+            d = next(data)
         with timer.stage('data preprocessor'):
             d = model.data_preprocessor(d, True)
         ctx = torch.autocast(device.split(':')[0], dtype=torch.bfloat16
@@ -279,38 +265,34 @@ def main(argv=None):
                                   ckpts.get(name))
         timer = StageTimer(sync)
         stages = instrument(model, name, timer)
-        if args.in_run:
+        if args.in_run:  # new batches, for as long as the models train
             data = loader_iter(cfg)
             stages = ['data loading'] + stages
-            run_round(model, optim, data, timer, args.device, args.amp,
-                      steps=args.warmup)
-        else:
+            warmup = data
+        else:  # the same batches every round
             data = batches(cfg, args.warmup + args.iters)
-            run_round(model, optim, data[:args.warmup], timer, args.device,
-                      args.amp)
+            warmup = iter(data[:args.warmup])
+        run_round(model, optim, warmup, args.warmup, timer, args.device,
+                  args.amp)
         runs[name] = dict(model=model, optim=optim, timer=timer, data=data,
                           stages=stages, rounds=[], steps=[], trained=0.0)
     steps = args.block if args.in_run else args.iters
-    for _ in range(10 ** 9 if args.in_run else args.rounds):
-        if args.in_run and min(r['trained'] for r in runs.values()) \
-                >= 60 * args.in_run:
-            break
+
+    def more():
+        if args.in_run:
+            return min(r['trained'] for r in runs.values()) < 60 * args.in_run
+        return len(runs[args.models[0]]['steps']) < args.rounds
+
+    while more():
         for name, r in runs.items():
             r['timer'].total.clear()
-            if args.in_run:
-                took = run_round(r['model'], r['optim'], r['data'],
-                                 r['timer'], args.device, args.amp,
-                                 steps=steps)
-            else:
-                took = run_round(r['model'], r['optim'],
-                                 r['data'][args.warmup:], r['timer'],
-                                 args.device, args.amp)
+            data = r['data'] if args.in_run else iter(r['data'][args.warmup:])
+            took = run_round(r['model'], r['optim'], data, steps, r['timer'],
+                             args.device, args.amp)
             r['trained'] += took
             r['rounds'].append({k: 1000 * v / steps
                                 for k, v in r['timer'].total.items()})
             r['steps'].append(1000 * took / steps)
-    if args.in_run:
-        args.rounds, args.iters = len(runs[args.models[0]]['steps']), steps
     report(args, runs)
 
 
@@ -329,11 +311,11 @@ def report(args, runs):
             if s not in order:
                 order.append(s)
     order = [s for s in order if s not in STEP_STAGES[1:]] + STEP_STAGES[1:]
-    kind = (f'blocks of {args.iters} new batches, {args.in_run:g} min of '
-            'training per model' if args.in_run else
-            f'rounds of {args.iters} steps')
+    steps = args.block if args.in_run else args.iters
+    kind = (f'blocks of {steps} new batches, {args.in_run:g} min of '
+            'training per model' if args.in_run else f'rounds of {steps} steps')
     print(f'\nTraining step, ms per step (median [min-max] over '
-          f'{args.rounds} {kind}), {args.world} world, '
+          f'{len(runs[names[0]]["steps"])} {kind}), {args.world} world, '
           f'{args.device}{" amp" if args.amp else ""}, '
           f'{args.threads} threads\n')
     print('| stage | ' + ' | '.join(names) + ' |')

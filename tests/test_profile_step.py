@@ -54,8 +54,8 @@ def test_instrument_times_the_named_methods(monkeypatch):
     assert 0.04 <= timer.total['layers']  # both layers
 
 
-def test_in_run_round_draws_new_batches_and_times_the_loading():
-    """--in-run: a round draws ``steps`` new batches from the loader's
+def test_round_draws_new_batches_and_times_the_loading():
+    """A round (--in-run's block) draws ``steps`` new batches from the loader's
     iterator (the rest stay for the next round), the draw is timed as
     'data loading', and the model trains on what it drew."""
     import torch
@@ -88,11 +88,10 @@ def test_in_run_round_draws_new_batches_and_times_the_loading():
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     timer = profile_step.StageTimer(lambda: None)
     data = slow_batches()
-    took = profile_step.run_round(model, optim, data, timer, 'cpu', False,
-                                  steps=3)
+    took = profile_step.run_round(model, optim, data, 3, timer, 'cpu', False)
     assert model.seen == [1.0, 2.0, 3.0]
     assert 0.06 <= timer.total['data loading'] <= took
     assert timer.total['data preprocessor'] < 0.02
     assert model.w.item() > 0  # it learned from the batches
-    profile_step.run_round(model, optim, data, timer, 'cpu', False, steps=2)
+    profile_step.run_round(model, optim, data, 2, timer, 'cpu', False)
     assert model.seen[3:] == [4.0, 5.0]  # new batches, not a replay
