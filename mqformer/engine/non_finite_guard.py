@@ -64,12 +64,38 @@ class NonFiniteGuardOptimWrapper(OptimWrapper):
         self.skipped(f'non-finite loss ({where})')
 
     def step(self, **kwargs) -> None:
-        grads = [p.grad for group in self.optimizer.param_groups
-                 for p in group['params'] if p.grad is not None]
-        if self.all_finite(grads):
-            self.consecutive = 0
-            return super().step(**kwargs)
-        self.skipped('finite loss, non-finite gradients')
+        # with norm clipping, the clip's total norm is finite exactly when
+        # every gradient is (short of norms past ~1e19): one pass over the
+        # gradients instead of two
+        clips_norm = bool(self.clip_grad_kwargs) and \
+            self.grad_name == 'grad_norm'
+        if clips_norm:
+            finite = self.all_finite([self.clip_grad_norm()])
+        else:
+            finite = self.all_finite([
+                p.grad for group in self.optimizer.param_groups
+                for p in group['params'] if p.grad is not None
+            ])
+        if not finite:  # (the gradients are zeroed after the skip)
+            return self.skipped('finite loss, non-finite gradients')
+        self.consecutive = 0
+        if clips_norm:
+            self.optimizer.step(**kwargs)
+        else:
+            super().step(**kwargs)
+
+    def clip_grad_norm(self) -> torch.Tensor:
+        """``OptimWrapper._clip_grad`` for norm clipping, returning the
+        total norm (0-d) and logging it only when finite."""
+        params = [p for group in self.optimizer.param_groups
+                  for p in group['params']
+                  if p.requires_grad and p.grad is not None]
+        if not params:
+            return torch.zeros(())
+        norm = self.clip_func(params, **self.clip_grad_kwargs)
+        if torch.isfinite(norm):
+            self.message_hub.update_scalar('train/grad_norm', float(norm))
+        return norm
 
     def skipped(self, what: str) -> None:
         """Count a skipped step, log it, stop after too many in a row."""

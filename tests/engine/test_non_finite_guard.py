@@ -120,3 +120,44 @@ def test_a_finite_loss_with_non_finite_gradients_is_skipped():
     with pytest.raises(RuntimeError, match='3 non-finite steps in a row '
                        r'\(last: finite loss, non-finite gradients'):
         wrapper.update_params(torch.sqrt(w - w.detach()).sum())
+
+
+def test_with_norm_clipping_the_gradients_are_read_once(monkeypatch):
+    """The clip's total norm is the finiteness check: no second pass over
+    the gradients, and the step is the stock wrapper's (same clipped
+    update, same logged norm)."""
+    from mmengine.logging import MessageHub
+    from mmengine.optim import OptimWrapper
+
+    from mqformer.engine import NonFiniteGuardOptimWrapper
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5), torch.randn(8, 3)
+    models = [torch.nn.Linear(5, 3) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    guard, stock = (
+        cls(optimizer=torch.optim.AdamW(m.parameters(), lr=0.1),
+            clip_grad=dict(max_norm=0.5))
+        for cls, m in zip((NonFiniteGuardOptimWrapper, OptimWrapper), models))
+    hub = MessageHub.get_current_instance()
+    reads = []  # how often the guard's gradients are read for a norm
+    grads = lambda: [p.grad for p in models[0].parameters()  # noqa: E731
+                     if p.grad is not None]
+    for mod, name in ((torch, '_foreach_norm'), (torch.linalg,
+                                                 'vector_norm')):
+        def spy(ts, *a, _f=getattr(mod, name), **k):
+            seen = ts if isinstance(ts, (list, tuple)) else [ts]
+            reads.extend(g for g in grads() if any(
+                t.data_ptr() == g.data_ptr() for t in seen))
+            return _f(ts, *a, **k)
+        monkeypatch.setattr(mod, name, spy)
+    for _ in range(3):
+        stock.update_params(((models[1](x) - y)**2).sum() * 10)
+        stock_norm = hub.get_scalar('train/grad_norm').current()
+        reads.clear()
+        guard.update_params(((models[0](x) - y)**2).sum() * 10)
+        assert stock_norm > 0.5  # clipped
+        assert hub.get_scalar('train/grad_norm').current() == \
+            pytest.approx(stock_norm)
+        assert len(reads) == 2  # weight and bias, once: the clip's norm
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b)
