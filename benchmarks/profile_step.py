@@ -6,7 +6,7 @@
 #       [--rounds 3] [--threads 2] [--models mqformer mask2former]
 #       [--device cpu|cuda] [--amp] [--json OUT]
 #       [--checkpoints mqformer=CKPT mask2former=CKPT]
-#       [--in-run MINUTES [--block 25]]
+#       [--in-run MINUTES [--block 25]] [--backward-ops STEPS]
 #
 # --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
 # --checkpoints profiles trained weights (e.g. fair_comparison.py's
@@ -28,6 +28,11 @@
 # "round" is then one block, and the ratio pairs each block with the other
 # model's adjacent one, so drift of the machine cancels. The training
 # loop's hooks are not run.
+#
+# --backward-ops STEPS then profiles STEPS more steps of each model with
+# torch.profiler and prints the backward by autograd node type (e.g.
+# GridSampler2DBackward0), ms per step, inclusive of the kernels each runs:
+# which kinds of operations make one model's backward cost more.
 import argparse
 import contextlib
 import copy
@@ -248,9 +253,15 @@ def main(argv=None):
                    'its loader, the models taking turns per --block')
     p.add_argument('--block', type=int, default=25,
                    help='--in-run: steps per turn')
+    p.add_argument('--backward-ops', type=int, default=0, metavar='STEPS',
+                   help='then profile STEPS steps per model and print the '
+                   'backward by autograd node type')
     args = p.parse_args(argv)
-    if args.in_run < 0 or args.block < 1:
-        p.error('--in-run must be >= 0 and --block >= 1')
+    if args.in_run < 0 or args.block < 1 or args.backward_ops < 0:
+        p.error('--in-run, --backward-ops must be >= 0 and --block >= 1')
+    if not args.in_run and args.backward_ops > args.iters:
+        p.error('--backward-ops replays the round\'s batches: at most '
+                '--iters')
     ckpts = dict(c.split('=', 1) for c in args.checkpoints)
     unknown = sorted(set(ckpts) - set(args.models))
     if unknown:
@@ -294,6 +305,52 @@ def main(argv=None):
                                 for k, v in r['timer'].total.items()})
             r['steps'].append(1000 * took / steps)
     report(args, runs)
+    if args.backward_ops:
+        backward_ops(args, runs)
+
+
+BACKWARD_NODE = 'autograd::engine::evaluate_function: '
+
+
+def backward_ops(args, runs, top=20):
+    """Profile ``args.backward_ops`` more steps per model (torch.profiler)
+    and print the backward's autograd nodes by type, ms per step (each
+    node's inclusive time: the kernels it runs), the ``top`` largest by the
+    most any model spends; returns {model: {node type: ms per step}}."""
+    from torch.profiler import ProfilerActivity, profile
+    n = args.backward_ops
+    per = {}
+    for name, r in runs.items():
+        data = r['data'] if args.in_run else iter(
+            r['data'][args.warmup:args.warmup + n])
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run_round(r['model'], r['optim'], data, n, r['timer'],
+                      args.device, args.amp)
+        per[name] = {
+            e.key[len(BACKWARD_NODE):]: e.cpu_time_total / 1000 / n
+            for e in prof.key_averages() if e.key.startswith(BACKWARD_NODE)
+        }
+    names = list(per)
+    keys = sorted({k for v in per.values() for k in v},
+                  key=lambda k: -max(v.get(k, 0.0) for v in per.values()))
+    diff = len(names) >= 2
+    print(f'\nBackward by autograd node type, ms per step ({n} profiled '
+          'steps per model, inclusive of the kernels each node runs)\n')
+    print('| node | ' + ' | '.join(names) +
+          (f' | {names[0]} - {names[1]}' if diff else '') + ' |')
+    print('|---' * (len(names) + 1 + diff) + '|')
+    for k in keys[:top] + ['all nodes']:
+        vals = [sum(v.values()) if k == 'all nodes' else v.get(k, 0.0)
+                for v in per.values()]
+        print(f'| {k} | ' + ' | '.join(f'{x:.1f}' for x in vals) +
+              (f' | {vals[0] - vals[1]:+.1f}' if diff else '') + ' |')
+    if args.json:
+        with open(args.json) as f:
+            stored = json.load(f)
+        stored['backward_ops'] = per
+        with open(args.json, 'w') as f:
+            json.dump(stored, f, indent=1)
+    return per
 
 
 def cell(vals):

@@ -95,3 +95,54 @@ def test_round_draws_new_batches_and_times_the_loading():
     assert model.w.item() > 0  # it learned from the batches
     profile_step.run_round(model, optim, data, 2, timer, 'cpu', False)
     assert model.seen[3:] == [4.0, 5.0]  # new batches, not a replay
+
+
+def test_backward_ops_splits_the_backward_by_node_type(capsys):
+    """--backward-ops: each model's backward by autograd node type, ms per
+    step; a node only one model runs shows only in its column."""
+    import argparse
+
+    import torch
+    import torch.nn.functional as F
+    from mmengine.optim import OptimWrapper
+
+    class Model(nn.Module):
+        def __init__(self, sample):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(1, 1, 64, 64))
+            self.sample = sample
+
+        def data_preprocessor(self, d, training):
+            return d
+
+        def forward(self, x, mode):
+            if self.sample:  # GridSampler2DBackward0 in its backward
+                y = F.grid_sample(self.w, x, align_corners=False)
+            else:
+                y = (self.w.flatten(1) @ self.w.flatten(1).T) * x.mean()
+            return dict(loss=y.square().sum())
+
+        def parse_losses(self, losses):
+            return losses['loss'], {}
+
+    def grids():
+        while True:
+            yield dict(x=torch.rand(1, 64, 32, 2) * 2 - 1)
+
+    runs = {}
+    for name, sample in (('sampler', True), ('matmul', False)):
+        model = Model(sample)
+        runs[name] = dict(model=model, data=grids(),
+                          optim=OptimWrapper(torch.optim.SGD(
+                              model.parameters(), lr=0.1)),
+                          timer=profile_step.StageTimer(lambda: None))
+    args = argparse.Namespace(backward_ops=3, in_run=1, device='cpu',
+                              amp=False, json='', warmup=0)
+    per = profile_step.backward_ops(args, runs)
+    assert per['sampler']['GridSampler2DBackward0'] > 0
+    assert 'GridSampler2DBackward0' not in per['matmul']
+    assert any('Bmm' in k or 'Mm' in k or 'Matmul' in k
+               for k in per['matmul'])
+    out = capsys.readouterr().out
+    assert '| GridSampler2DBackward0 | ' in out
+    assert '| all nodes | ' in out and 'sampler - matmul' in out
