@@ -316,20 +316,22 @@ def backward_ops(args, runs, top=20):
     """Profile ``args.backward_ops`` more steps per model (torch.profiler)
     and print the backward's autograd nodes by type, ms per step (each
     node's inclusive time: the kernels it runs), the ``top`` largest by the
-    most any model spends; returns {model: {node type: ms per step}}."""
+    most any model spends, and the nodes evaluated per step; returns
+    {model: {node type: ms per step}}."""
     from torch.profiler import ProfilerActivity, profile
     n = args.backward_ops
-    per = {}
+    per, counts = {}, {}
     for name, r in runs.items():
         data = r['data'] if args.in_run else iter(
             r['data'][args.warmup:args.warmup + n])
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             run_round(r['model'], r['optim'], data, n, r['timer'],
                       args.device, args.amp)
-        per[name] = {
-            e.key[len(BACKWARD_NODE):]: e.cpu_time_total / 1000 / n
-            for e in prof.key_averages() if e.key.startswith(BACKWARD_NODE)
-        }
+        nodes = [e for e in prof.key_averages()
+                 if e.key.startswith(BACKWARD_NODE)]
+        per[name] = {e.key[len(BACKWARD_NODE):]: e.cpu_time_total / 1000 / n
+                     for e in nodes}
+        counts[name] = sum(e.count for e in nodes) / n
     names = list(per)
     keys = sorted({k for v in per.values() for k in v},
                   key=lambda k: -max(v.get(k, 0.0) for v in per.values()))
@@ -344,10 +346,14 @@ def backward_ops(args, runs, top=20):
                 for v in per.values()]
         print(f'| {k} | ' + ' | '.join(f'{x:.1f}' for x in vals) +
               (f' | {vals[0] - vals[1]:+.1f}' if diff else '') + ' |')
+    print('| nodes per step | ' + ' | '.join(f'{counts[k]:.0f}' for k in names)
+          + (f' | {counts[names[0]] - counts[names[1]]:+.0f}' if diff else '')
+          + ' |')
     if args.json:
         with open(args.json) as f:
             stored = json.load(f)
         stored['backward_ops'] = per
+        stored['backward_nodes_per_step'] = counts
         with open(args.json, 'w') as f:
             json.dump(stored, f, indent=1)
     return per

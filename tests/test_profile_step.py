@@ -146,3 +146,4 @@ def test_backward_ops_splits_the_backward_by_node_type(capsys):
     out = capsys.readouterr().out
     assert '| GridSampler2DBackward0 | ' in out
     assert '| all nodes | ' in out and 'sampler - matmul' in out
+    assert '| nodes per step | ' in out
