@@ -64,29 +64,24 @@ class NonFiniteGuardOptimWrapper(OptimWrapper):
         self.skipped(f'non-finite loss ({where})')
 
     def step(self, **kwargs) -> None:
-        # with norm clipping, the clip's total norm is finite exactly when
-        # every gradient is (short of norms past ~1e19): one pass over the
-        # gradients instead of two
-        clips_norm = bool(self.clip_grad_kwargs) and \
-            self.grad_name == 'grad_norm'
-        if clips_norm:
-            finite = self.all_finite([self.clip_grad_norm()])
-        else:
-            finite = self.all_finite([
-                p.grad for group in self.optimizer.param_groups
-                for p in group['params'] if p.grad is not None
-            ])
-        if not finite:  # (the gradients are zeroed after the skip)
+        if self.clip_grad_kwargs and self.grad_name == 'grad_norm':
+            # the clip's total norm is finite exactly when every gradient
+            # is (short of norms past ~1e19): one pass over the gradients
+            if not self.all_finite([self.clip_grad_norm()]):
+                return self.skipped('finite loss, non-finite gradients')
+            self.consecutive = 0
+            return self.optimizer.step(**kwargs)  # clipped already
+        if not self.all_finite([p.grad for group in self.optimizer.param_groups
+                                for p in group['params']
+                                if p.grad is not None]):
             return self.skipped('finite loss, non-finite gradients')
         self.consecutive = 0
-        if clips_norm:
-            self.optimizer.step(**kwargs)
-        else:
-            super().step(**kwargs)
+        super().step(**kwargs)
 
     def clip_grad_norm(self) -> torch.Tensor:
         """``OptimWrapper._clip_grad`` for norm clipping, returning the
-        total norm (0-d) and logging it only when finite."""
+        total norm (0-d) and logging it only when finite (a skipped step's
+        gradients are zeroed, NaN-scaled or not)."""
         params = [p for group in self.optimizer.param_groups
                   for p in group['params']
                   if p.requires_grad and p.grad is not None]
