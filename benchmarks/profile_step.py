@@ -7,6 +7,7 @@
 #       [--device cpu|cuda] [--amp] [--json OUT]
 #       [--checkpoints mqformer=CKPT mask2former=CKPT]
 #       [--in-run MINUTES [--block 25]] [--backward-ops STEPS]
+#       [--node-sources]
 #
 # --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
 # --checkpoints profiles trained weights (e.g. fair_comparison.py's
@@ -33,6 +34,12 @@
 # torch.profiler and prints the backward by autograd node type (e.g.
 # GridSampler2DBackward0), ms per step, inclusive of the kernels each runs:
 # which kinds of operations make one model's backward cost more.
+#
+# --node-sources then runs one more step of each model with autograd's
+# anomaly mode (every node keeps its forward stack) and prints the
+# backward's nodes by the model code that made them (the innermost frame in
+# mqformer/ or mmdet/models/, losses and box helpers counted to their
+# caller): which parts of a model make its graph long.
 import argparse
 import contextlib
 import copy
@@ -40,6 +47,7 @@ import functools
 import itertools
 import json
 import os.path as osp
+import re
 import statistics
 import sys
 import time
@@ -70,7 +78,7 @@ STAGES = dict(
         ('decoder: other', 'decoder', 'forward'),
         ('matching', 'bbox_head', 'get_targets'),
         ('mask losses', 'bbox_head', 'loss_masks'),
-        ('class/box losses', 'bbox_head', 'loss_cls_box'),
+        ('class/box losses', 'bbox_head', 'loss_cls_boxes'),
         ('head: other', 'bbox_head', 'loss'),
     ],
     mask2former=[
@@ -256,6 +264,9 @@ def main(argv=None):
     p.add_argument('--backward-ops', type=int, default=0, metavar='STEPS',
                    help='then profile STEPS steps per model and print the '
                    'backward by autograd node type')
+    p.add_argument('--node-sources', action='store_true',
+                   help='then count one step\'s backward nodes per model by '
+                   'the code that made them')
     args = p.parse_args(argv)
     if args.in_run < 0 or args.block < 1 or args.backward_ops < 0:
         p.error('--in-run, --backward-ops must be >= 0 and --block >= 1')
@@ -307,6 +318,8 @@ def main(argv=None):
     report(args, runs)
     if args.backward_ops:
         backward_ops(args, runs)
+    if args.node_sources:
+        node_sources(args, runs)
 
 
 BACKWARD_NODE = 'autograd::engine::evaluate_function: '
@@ -354,6 +367,81 @@ def backward_ops(args, runs, top=20):
             stored = json.load(f)
         stored['backward_ops'] = per
         stored['backward_nodes_per_step'] = counts
+        with open(args.json, 'w') as f:
+            json.dump(stored, f, indent=1)
+    return per
+
+
+FRAME = re.compile(r'File "(?P<file>[^"]+)", line \d+, in (?P<func>\S+)')
+# model code a node is counted to: the innermost frame in one of these,
+# skipping generic helpers (their caller is the source)
+SOURCE_DIRS = ('/mqformer/', '/mmdet/models/')
+HELPER_DIRS = ('/mmdet/models/losses/', '/mmdet/structures/',
+               '/mmdet/models/task_modules/', '/mmdet/models/layers/'
+               'transformer/utils.py')
+
+
+def node_source(node):
+    """'file.py:function' of the model code that made autograd ``node`` in
+    the forward (anomaly mode keeps its stack), 'parameters' for a leaf's
+    gradient accumulator, 'other' where no model frame is on the stack."""
+    if type(node).__name__ == 'AccumulateGrad':
+        return 'parameters'
+    stack = node.metadata.get('traceback_') if hasattr(node, 'metadata') \
+        else None
+    if not stack:
+        return 'other'
+    if not isinstance(stack, str):  # a list of formatted frames
+        stack = ''.join(stack)
+    frames = [m for m in FRAME.finditer(stack)
+              if any(d in m['file'] for d in SOURCE_DIRS)]
+    for m in reversed(frames):
+        if not any(d in m['file'] for d in HELPER_DIRS):
+            return f'{osp.basename(m["file"])}:{m["func"]}'
+    return 'other'
+
+
+def graph_nodes(root):
+    """Every autograd node reachable from ``root`` (a ``grad_fn``)."""
+    seen, todo = {root}, [root]
+    while todo:
+        for nxt, _ in todo.pop().next_functions:
+            if nxt is not None and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def node_sources(args, runs, top=25):
+    """One step of each model in anomaly mode; prints the backward graph's
+    nodes by :func:`node_source`, the ``top`` largest by the most any model
+    has; returns {model: {source: nodes}}."""
+    per = {}
+    for name, r in runs.items():
+        d = next(r['data']) if args.in_run else r['data'][args.warmup]
+        model = r['model']
+        with torch.autograd.set_detect_anomaly(True, check_nan=False):
+            losses = model(**model.data_preprocessor(d, True), mode='loss')
+            loss, _ = model.parse_losses(losses)
+        counts = defaultdict(int)
+        for node in graph_nodes(loss.grad_fn):
+            counts[node_source(node)] += 1
+        per[name] = dict(counts)
+        r['optim'].zero_grad()
+    names = list(per)
+    keys = sorted({k for v in per.values() for k in v},
+                  key=lambda k: -max(v.get(k, 0) for v in per.values()))
+    print('\nBackward nodes of one step by the code that made them\n')
+    print('| source | ' + ' | '.join(names) + ' |')
+    print('|---' * (len(names) + 1) + '|')
+    for k in keys[:top] + ['all']:
+        vals = [sum(v.values()) if k == 'all' else v.get(k, 0)
+                for v in per.values()]
+        print(f'| {k} | ' + ' | '.join(str(x) for x in vals) + ' |')
+    if args.json:
+        with open(args.json) as f:
+            stored = json.load(f)
+        stored['backward_node_sources'] = per
         with open(args.json, 'w') as f:
             json.dump(stored, f, indent=1)
     return per

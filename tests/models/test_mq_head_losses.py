@@ -1,11 +1,13 @@
-"""MQHead's batched losses: one mask build and one point-sampling call for
-every prediction set gives each set the losses it would get alone; the
-denoising mask subset; MaskDINO's unified query selection switches."""
+"""MQHead's batched losses: one mask build and one point-sampling call, and
+one focal/L1/GIoU call, for every prediction set give each set the losses it
+would get alone; the denoising mask subset; MaskDINO's unified query
+selection switches."""
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mqformer.models.heads.mask_losses import MaskLosses
 from .test_mqformer import batch, build_model, preprocess
 
@@ -53,6 +55,129 @@ def test_batched_mask_losses_equal_per_set_losses(monkeypatch, sampling):
         feats[:1], gts[:1])
     for k, v in only_first.items():
         assert torch.allclose(with_det[k], v, atol=1e-6), k
+
+
+def one_set_cls_box_losses(head, cls, boxes, text_mask, gts, metas, pos,
+                           pos_gt):
+    """Focal, L1 and GIoU of one prediction set with mmdet's losses called
+    the plain way (mean over the set's matches)."""
+    B, N, T = cls.shape
+    targets = torch.zeros(B, N, T)
+    for b in range(B):
+        targets[b, pos[b], gts[b].labels[pos_gt[b]]] = 1
+    avg = max(sum(len(p) for p in pos), 1)
+    weights = text_mask[:, None].expand(B, N, T).float()
+    out = dict(loss_cls=head.loss_cls(cls.reshape(-1, T), targets.reshape(
+        -1, T), weights.reshape(-1, T), avg_factor=avg))
+    p, t, f = [], [], []
+    for b in range(B):
+        h, w = metas[b]['img_shape']
+        keep = gts[b].is_thing[pos_gt[b]]
+        p.append(boxes[b, pos[b][keep]])
+        t.append(gts[b].bboxes[pos_gt[b][keep]] / torch.tensor([w, h, w, h]))
+        f.append(torch.tensor([w, h, w, h]).expand(int(keep.sum()), 4))
+    p, t, f = torch.cat(p), torch.cat(t), torch.cat(f)
+    if len(p) == 0:
+        return dict(out, loss_bbox=boxes.sum() * 0, loss_iou=boxes.sum() * 0)
+    out['loss_bbox'] = head.loss_bbox(p, bbox_xyxy_to_cxcywh(t),
+                                      avg_factor=avg)
+    out['loss_iou'] = head.loss_iou(bbox_cxcywh_to_xyxy(p) * f, t * f,
+                                    avg_factor=avg)
+    return out
+
+
+def test_batched_cls_box_losses_equal_per_set_losses():
+    """One focal/L1/GIoU call over every prediction set gives each set the
+    losses, and the gradients, of mmdet's losses on that set alone."""
+    head = build_model('mixed').bbox_head
+    torch.manual_seed(0)
+    B, T = 2, 6
+    text_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    metas = [dict(img_shape=(64, 96)), dict(img_shape=(80, 48))]
+    gts = []
+    for b, (h, w) in enumerate(m['img_shape'] for m in metas):
+        xy = torch.rand(3, 2) * torch.tensor([w, h]) / 2
+        wh = torch.rand(3, 2) * torch.tensor([w, h]) / 2 + 2
+        gts.append(InstanceData(labels=torch.tensor([0, 3, 1 + b]),
+                                bboxes=torch.cat([xy, xy + wh], 1),
+                                is_thing=torch.tensor([True, b == 0, True])))
+    # sets of different sizes (decoder layers, proposals, denoising); the
+    # last one has no match at all
+    sets = []
+    for s, N in enumerate((10, 7, 12, 5)):
+        cls = torch.randn(B, N, T, requires_grad=True)
+        boxes = (torch.rand(B, N, 4) * 0.5 + 0.25).requires_grad_()
+        if s == 3:
+            assignment = ([torch.zeros(0, dtype=torch.long)] * 2,
+                          [torch.zeros(0, dtype=torch.long)] * 2)
+        else:
+            n = 2 + s % 2  # matches in image 1
+            assignment = ([torch.randperm(N)[:3], torch.randperm(N)[:n]],
+                          [torch.randperm(3), torch.randperm(3)[:n]])
+        sets.append((cls, boxes, assignment))
+    joint = head.loss_cls_boxes([c for c, _, _ in sets],
+                                [b for _, b, _ in sets], text_mask, gts,
+                                metas, [a for _, _, a in sets])
+    sum(sum(d.values()) for d in joint).backward()
+    joint_grads = [(c.grad.clone(), b.grad.clone()) for c, b, _ in sets]
+    for (cls, boxes, (pos, pos_gt)), got, grads in zip(sets, joint,
+                                                      joint_grads):
+        cls.grad = boxes.grad = None
+        alone = one_set_cls_box_losses(head, cls, boxes, text_mask, gts,
+                                       metas, pos, pos_gt)
+        assert alone.keys() == got.keys()
+        for k, v in alone.items():
+            assert torch.allclose(got[k], v, rtol=1e-5, atol=1e-7), k
+        sum(alone.values()).backward()
+        assert torch.allclose(grads[0], cls.grad, rtol=1e-4, atol=1e-7)
+        assert torch.allclose(grads[1], boxes.grad, rtol=1e-4, atol=1e-7)
+    assert joint[0]['loss_bbox'] > 0 and joint[3]['loss_bbox'] == 0
+    # the single-set call is the same computation
+    one = head.loss_cls_box(sets[1][0], sets[1][1], text_mask, gts, metas,
+                            *sets[1][2])
+    for k, v in one.items():
+        assert torch.allclose(v, joint[1][k], rtol=1e-6), k
+
+
+def test_batched_cls_box_losses_are_one_graph():
+    """The class/box losses of 8 prediction sets make no more backward nodes
+    than those of 1 (beyond each set's own inputs), and profile_step.py's
+    --node-sources counts them to the head method that made them (mmdet's
+    loss functions to their caller)."""
+    import os.path as osp
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'benchmarks'))
+    import profile_step
+    head = build_model('mixed').bbox_head
+    B, N, T = 2, 9, 5
+    metas = [dict(img_shape=(64, 64))] * B
+    gts = [InstanceData(labels=torch.tensor([0, 2]),
+                        bboxes=torch.tensor([[2., 4., 30., 40.],
+                                             [10., 0., 64., 20.]]))] * B
+    text_mask = torch.ones(B, T, dtype=torch.bool)
+    pos = ([torch.tensor([1, 4])] * B, [torch.tensor([0, 1])] * B)
+
+    def graph(num_sets):
+        cls = [torch.randn(B, N, T, requires_grad=True)
+               for _ in range(num_sets)]
+        boxes = [torch.rand(B, N, 4, requires_grad=True)
+                 for _ in range(num_sets)]
+        with torch.autograd.set_detect_anomaly(True, check_nan=False):
+            out = head.loss_cls_boxes(cls, boxes, text_mask, gts, metas,
+                                      [pos] * num_sets)
+        nodes = set()
+        for d in out:
+            for v in d.values():
+                nodes |= profile_step.graph_nodes(v.grad_fn)
+        return nodes
+
+    one, eight = graph(1), graph(8)
+    leaves = [n for n in eight if type(n).__name__ == 'AccumulateGrad']
+    assert len(leaves) == 16  # 8 sets' logits and boxes
+    assert len(eight) - len(leaves) == len(one) - 2
+    sources = {profile_step.node_source(n) for n in eight}
+    assert sources == {'mq_head.py:loss_cls_boxes', 'parameters'}, sources
 
 
 def test_uncertain_points_are_mask2formers():

@@ -85,19 +85,26 @@ class MaskLosses:
                 pos_gt_inds)`` per set.
         """
         on_grid = self.mask_loss_sampling in ('dense', 'pixels')
+        S = len(mask_sets)
+        # every set's embeddings side by side (B, sum N_s, C): one index per
+        # image picks the matched queries of all sets
+        all_embeds = torch.cat([e for _, e, _, _ in mask_sets], 1)
+        offsets = [0]
+        for _, e, _, _ in mask_sets[:-1]:
+            offsets.append(offsets[-1] + e.shape[1])
         # each image's GT masks once; the matched queries index them
         preds, gt_masks, gt_index, set_ids = [], [], [], []
         num_gts = 0
         for b, (gt, feat) in enumerate(zip(gts, mask_features)):
             if 'masks' not in gt:
                 continue
-            embeds, tgt = [], []
-            for s, (_, mask_embeds, pos_inds, pos_gt_inds) in enumerate(
-                    mask_sets):
-                embeds.append(mask_embeds[b, pos_inds[b]])
+            rows, tgt = [], []
+            for s, (_, _, pos_inds, pos_gt_inds) in enumerate(mask_sets):
+                rows.append(pos_inds[b] + offsets[s])
                 tgt.append(pos_gt_inds[b])
                 set_ids.append(torch.full_like(pos_inds[b], s))
-            preds.append(torch.einsum('nc,chw->nhw', torch.cat(embeds), feat))
+            preds.append(torch.einsum('nc,chw->nhw',
+                                      all_embeds[b, torch.cat(rows)], feat))
             masks = gt.masks
             if on_grid:
                 masks = F.adaptive_avg_pool2d(masks[None].float(),
@@ -105,18 +112,16 @@ class MaskLosses:
             gt_masks.append(masks)
             gt_index.append(torch.cat(tgt) + num_gts)
             num_gts += len(masks)
-        S = len(mask_sets)
-        # zero-weighted, so the mask branches take part in every backward
-        # (DDP needs it when a rank's batch has no masks: VG, Objects365)
-        anchor = (sum(e.sum() for _, e, _, _ in mask_sets) +
-                  mask_features.sum()) * 0
         num = sum(len(p) for p in preds)
-        set_ids = torch.cat(set_ids) if set_ids else anchor.new_zeros(
+        set_ids = torch.cat(set_ids) if set_ids else all_embeds.new_zeros(
             0, dtype=torch.long)
         # every rank joins this collective, with or without masks in its batch
         counts = torch.bincount(set_ids, minlength=S).float()
         avgs = reduce_mean(counts).clamp(min=1)
         if num == 0:
+            # zero-weighted, so the mask branches take part in every backward
+            # (DDP needs it when a rank's batch has no masks: VG, Objects365)
+            anchor = (all_embeds.sum() + mask_features.sum()) * 0
             return {f'{prefix}{k}': anchor for prefix, *_ in mask_sets
                     for k in ('loss_mask', 'loss_dice')}
         preds, gt_index = torch.cat(preds), torch.cat(gt_index)
@@ -141,7 +146,8 @@ class MaskLosses:
         per_set_dice = dice.new_zeros(S).index_add(0, set_ids, dice) / avgs
         per_set_bce = bce.new_zeros(S).index_add(0, set_ids, bce) / avgs
         losses = {}
-        for s, (prefix, *_) in enumerate(mask_sets):
-            losses[f'{prefix}loss_mask'] = per_set_bce[s] + anchor
-            losses[f'{prefix}loss_dice'] = per_set_dice[s] + anchor
+        for (prefix, *_), bce_s, dice_s in zip(mask_sets, per_set_bce.unbind(),
+                                               per_set_dice.unbind()):
+            losses[f'{prefix}loss_mask'] = bce_s
+            losses[f'{prefix}loss_dice'] = dice_s
         return losses
