@@ -139,6 +139,28 @@ def test_batched_cls_box_losses_equal_per_set_losses():
         assert torch.allclose(v, joint[1][k], rtol=1e-6), k
 
 
+def test_batched_cls_box_losses_sum_in_float32_under_amp():
+    """bfloat16 logits and boxes (CPU autocast) give float32 losses, close to
+    the float32 computation on the same values."""
+    head = build_model('mixed').bbox_head
+    torch.manual_seed(0)
+    B, N, T = 2, 40, 6
+    cls = torch.randn(B, N, T).bfloat16()
+    boxes = (torch.rand(B, N, 4) * 0.5 + 0.25).bfloat16()
+    metas = [dict(img_shape=(64, 64))] * B
+    gts = [InstanceData(labels=torch.tensor([0, 2]),
+                        bboxes=torch.tensor([[2., 4., 30., 40.],
+                                             [10., 0., 64., 20.]]))] * B
+    text_mask = torch.ones(B, T, dtype=torch.bool)
+    pos = ([torch.tensor([1, 4])] * B, [torch.tensor([0, 1])] * B)
+    low = head.loss_cls_boxes([cls], [boxes], text_mask, gts, metas, [pos])[0]
+    full = head.loss_cls_boxes([cls.float()], [boxes.float()], text_mask, gts,
+                               metas, [pos])[0]
+    for k, v in low.items():
+        assert v.dtype == torch.float32, k
+        assert torch.allclose(v, full[k], rtol=2e-2), k
+
+
 def test_batched_cls_box_losses_are_one_graph():
     """The class/box losses of 8 prediction sets make no more backward nodes
     than those of 1 (beyond each set's own inputs), and profile_step.py's
