@@ -139,20 +139,27 @@ def test_batched_cls_box_losses_equal_per_set_losses():
         assert torch.allclose(v, joint[1][k], rtol=1e-6), k
 
 
-def test_batched_cls_box_losses_sum_in_float32_under_amp():
-    """bfloat16 logits and boxes (CPU autocast) give float32 losses, close to
-    the float32 computation on the same values."""
-    head = build_model('mixed').bbox_head
-    torch.manual_seed(0)
-    B, N, T = 2, 40, 6
-    cls = torch.randn(B, N, T).bfloat16()
-    boxes = (torch.rand(B, N, 4) * 0.5 + 0.25).bfloat16()
+def two_matches(B, T):
+    """Metas, GT (two boxes per image), text mask and an assignment of
+    queries 1 and 4 to them, for B 64x64 images with T texts."""
     metas = [dict(img_shape=(64, 64))] * B
     gts = [InstanceData(labels=torch.tensor([0, 2]),
                         bboxes=torch.tensor([[2., 4., 30., 40.],
                                              [10., 0., 64., 20.]]))] * B
     text_mask = torch.ones(B, T, dtype=torch.bool)
     pos = ([torch.tensor([1, 4])] * B, [torch.tensor([0, 1])] * B)
+    return metas, gts, text_mask, pos
+
+
+def test_batched_cls_box_losses_sum_in_float32_under_amp():
+    """bfloat16 logits and boxes (as CPU autocast makes them) give float32
+    losses, close to the float32 computation on the same values."""
+    head = build_model('mixed').bbox_head
+    torch.manual_seed(0)
+    B, N, T = 2, 40, 6
+    cls = torch.randn(B, N, T).bfloat16()
+    boxes = (torch.rand(B, N, 4) * 0.5 + 0.25).bfloat16()
+    metas, gts, text_mask, pos = two_matches(B, T)
     low = head.loss_cls_boxes([cls], [boxes], text_mask, gts, metas, [pos])[0]
     full = head.loss_cls_boxes([cls.float()], [boxes.float()], text_mask, gts,
                                metas, [pos])[0]
@@ -173,12 +180,7 @@ def test_batched_cls_box_losses_are_one_graph():
     import profile_step
     head = build_model('mixed').bbox_head
     B, N, T = 2, 9, 5
-    metas = [dict(img_shape=(64, 64))] * B
-    gts = [InstanceData(labels=torch.tensor([0, 2]),
-                        bboxes=torch.tensor([[2., 4., 30., 40.],
-                                             [10., 0., 64., 20.]]))] * B
-    text_mask = torch.ones(B, T, dtype=torch.bool)
-    pos = ([torch.tensor([1, 4])] * B, [torch.tensor([0, 1])] * B)
+    metas, gts, text_mask, pos = two_matches(B, T)
 
     def graph(num_sets):
         cls = [torch.randn(B, N, T, requires_grad=True)
