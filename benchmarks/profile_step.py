@@ -362,14 +362,19 @@ def backward_ops(args, runs, top=20):
     print('| nodes per step | ' + ' | '.join(f'{counts[k]:.0f}' for k in names)
           + (f' | {counts[names[0]] - counts[names[1]]:+.0f}' if diff else '')
           + ' |')
-    if args.json:
-        with open(args.json) as f:
-            stored = json.load(f)
-        stored['backward_ops'] = per
-        stored['backward_nodes_per_step'] = counts
-        with open(args.json, 'w') as f:
-            json.dump(stored, f, indent=1)
+    add_to_json(args, backward_ops=per, backward_nodes_per_step=counts)
     return per
+
+
+def add_to_json(args, **fields):
+    """Add ``fields`` to the ``--json`` file :func:`report` wrote."""
+    if not args.json:
+        return
+    with open(args.json) as f:
+        stored = json.load(f)
+    stored.update(fields)
+    with open(args.json, 'w') as f:
+        json.dump(stored, f, indent=1)
 
 
 FRAME = re.compile(r'File "(?P<file>[^"]+)", line \d+, in (?P<func>\S+)')
@@ -438,12 +443,7 @@ def node_sources(args, runs, top=25):
         vals = [sum(v.values()) if k == 'all' else v.get(k, 0)
                 for v in per.values()]
         print(f'| {k} | ' + ' | '.join(str(x) for x in vals) + ' |')
-    if args.json:
-        with open(args.json) as f:
-            stored = json.load(f)
-        stored['backward_node_sources'] = per
-        with open(args.json, 'w') as f:
-            json.dump(stored, f, indent=1)
+    add_to_json(args, backward_node_sources=per)
     return per
 
 

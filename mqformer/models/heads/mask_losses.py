@@ -1,6 +1,7 @@
 """MQHead's mask losses: BCE + dice on the matched queries of every
 prediction set at once, read at Mask2Former's uncertainty points or at every
 pixel."""
+import itertools
 from typing import Dict, List
 
 import torch
@@ -89,9 +90,8 @@ class MaskLosses:
         # every set's embeddings side by side (B, sum N_s, C): one index per
         # image picks the matched queries of all sets
         all_embeds = torch.cat([e for _, e, _, _ in mask_sets], 1)
-        offsets = [0]
-        for _, e, _, _ in mask_sets[:-1]:
-            offsets.append(offsets[-1] + e.shape[1])
+        offsets = [0, *itertools.accumulate(e.shape[1]
+                                            for _, e, _, _ in mask_sets)]
         # each image's GT masks once; the matched queries index them
         preds, gt_masks, gt_index, set_ids = [], [], [], []
         num_gts = 0

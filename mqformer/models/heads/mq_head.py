@@ -1,6 +1,7 @@
 """MQHead: text-logit, box and mask predictions for every decoder layer, joint
 Hungarian matching over all queries, and the MaskDINO-style losses."""
 import copy
+import itertools
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -348,7 +349,7 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
         cls = torch.cat(cls_scores, 1)  # (B, sum N_s, T)
         boxes = torch.cat(bbox_preds, 1)  # (B, sum N_s, 4)
         B, N, T = cls.shape
-        offsets = [sum(sizes[:s]) for s in range(S)]
+        offsets = [0, *itertools.accumulate(sizes)]
         cls_targets = cls.new_zeros(B, N, T)
         rows, tgt_boxes, factors, box_set = [], [], [], []
         for s, (pos_inds, pos_gt_inds) in enumerate(assignments):
