@@ -89,6 +89,20 @@ def test_the_nodual_row_is_the_mixed_model_without_the_dual_block():
     assert torch.equal(out, q)
 
 
+def test_the_thingsel_row_is_the_mixed_model_selecting_on_things():
+    """``mixed_thingsel`` (the selection row): the mixed model, the same
+    query counts, conditional queries selected on thing texts only."""
+    from mmengine.config import Config
+    qa = tool()
+    mixed, row = (Config.fromfile(qa.STRATEGY_CFG[s]).model
+                  for s in ('mixed', 'mixed_thingsel'))
+    assert qa.query_mode('mixed_thingsel') == row.query_mode == 'mixed'
+    assert mixed.get('proposal_texts', 'all') == 'all'
+    assert row.proposal_texts == 'things'
+    assert (row.num_learnable_queries, row.num_conditional_queries) == (
+        mixed.num_learnable_queries, mixed.num_conditional_queries)
+
+
 def test_held_out_world_never_names_nor_draws_the_held_out_classes(
         tmp_path):
     """Every training/validation file of the world lacks the held-out names;

@@ -619,3 +619,56 @@ def test_an_input_with_fewer_proposals_than_conditional_queries():
         inst = res.pred_instances
         assert torch.equal(inst.query_learnable, inst.query_index >= n_valid)
         assert inst.query_index.max() < n_valid + model.num_learnable
+
+
+def test_thing_selection_scores_proposals_on_thing_texts_only():
+    """``proposal_texts='things'``: a proposal's selection score is its best
+    thing text, so a thing proposal is picked over a better-scored stuff
+    one; an image without a thing text (or without flags) keeps all of its
+    texts; flags that do not fit the texts are an error naming the image.
+    In a training step the selection reads the samples' own flags."""
+    from mmdet.structures import DetDataSample
+    model = build_model('mixed', dn=False, proposal_texts='things')
+    with pytest.raises(ValueError, match='proposal_texts'):
+        build_model('mixed', proposal_texts='stuff')
+    samples = [DetDataSample(metainfo=m) for m in (
+        dict(text_is_thing=[True, False, True]),
+        dict(text_is_thing=[False, False]), dict())]
+    text_mask = torch.tensor([[True, True, True], [True, True, False],
+                              [True, True, True]])
+    assert model.selection_texts(text_mask, samples).tolist() == [
+        [True, False, True], [True, True, False], [True, True, True]]
+    samples[0].set_metainfo(dict(text_is_thing=[True, False]))
+    samples[0].set_metainfo(dict(img_path='a.jpg'))
+    with pytest.raises(ValueError, match='a.jpg: text_is_thing has 2'):
+        model.selection_texts(text_mask, samples)
+    # 40 stuff proposals (text 1) score above 40 thing ones (text 0)
+    S, k = 80, model.num_conditional
+    enc_class = torch.full((1, S, 3), -5.)
+    enc_class[0, :40, 1] = torch.linspace(5, 4, 40)
+    enc_class[0, 40:, 0] = torch.linspace(3, 2, 40)
+    proposals = torch.zeros(1, S, 4)
+    model.dqs_cfg = None
+    sel = model.selection_texts(text_mask[:1], [DetDataSample(
+        metainfo=dict(text_is_thing=[True, False, True]))])
+    assert (model.topk_proposals(enc_class, sel, proposals) >= 40).all()
+    assert (model.topk_proposals(enc_class, text_mask[:1], proposals)
+            < 40).all()
+    # a training step selects on each sample's own thing texts
+    model = build_model('mixed', dn=False, proposal_texts='things')
+    data = preprocess(model, batch(), True)
+    seen = {}
+    topk = model.topk_proposals
+
+    def spy(enc_class, text_mask, *args, **kwargs):
+        seen['mask'] = text_mask
+        return topk(enc_class, text_mask, *args, **kwargs)
+    model.topk_proposals = spy
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert all(torch.isfinite(v).all() for v in losses.values()
+               if isinstance(v, torch.Tensor))
+    for i, s in enumerate(data['data_samples']):
+        flags = list(s.metainfo['text_is_thing'])
+        assert not all(flags) and any(flags)  # the case under test
+        assert seen['mask'][i, :len(flags)].tolist() == flags
+        assert not seen['mask'][i, len(flags):].any()

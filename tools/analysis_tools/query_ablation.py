@@ -42,14 +42,16 @@ STRATEGY_CFG = {
                 f'mqformer_tiny_shapes-panoptic{suffix}.py')
     for s, suffix in (('mixed', ''), ('learnable', '_learnable'),
                       ('conditional', '_conditional'),
-                      ('mixed_nodual', '_nodual'))
+                      ('mixed_nodual', '_nodual'),
+                      ('mixed_thingsel', '_thingsel'))
 }
 TABLE2 = ('mixed', 'learnable', 'conditional')  # the default strategies
 
 
 def query_mode(strategy):
     """The model's ``query_mode`` of a strategy (``mixed_nodual``: mixed
-    queries without the dual-query cross-attention)."""
+    queries without the dual-query cross-attention; ``mixed_thingsel``:
+    conditional queries selected on the thing texts only)."""
     return strategy.split('_')[0]
 SCALES = ('ps', 'ps_ss', 'ps_ss_vg_ref')
 # never named nor drawn in training; each colour and shape is seen elsewhere
@@ -98,7 +100,8 @@ def parse_args(argv=None):
     p.add_argument('--strategies', nargs='+', default=list(TABLE2),
                    choices=list(STRATEGY_CFG),
                    help='mixed_nodual: the mixed model without the dual-'
-                   'query cross-attention (a mechanism row)')
+                   'query cross-attention; mixed_thingsel: its conditional '
+                   'queries selected on thing texts only (mechanism rows)')
     p.add_argument('--train-images', type=int, default=200)
     p.add_argument('--val-images', type=int, default=200)
     p.add_argument('--eval-at', type=float, nargs='*', default=[],

@@ -26,8 +26,8 @@ class ConditionalQuerySelection:
     layers, ``bbox_head`` branches and ``decoder.norm`` and checkpoints keep
     their keys).
 
-    Reads ``num_conditional``, ``dqs_cfg``, ``enc_mask_loss``,
-    ``mask_box_init``, ``gen_encoder_output_proposals`` (DeformableDETR's),
+    Reads ``num_conditional``, ``dqs_cfg``, ``proposal_texts``,
+    ``enc_mask_loss``, ``mask_box_init``, ``gen_encoder_output_proposals`` (DeformableDETR's),
     ``image_shapes``, ``bbox_head``, ``decoder``.
     """
 
@@ -76,8 +76,9 @@ class ConditionalQuerySelection:
                     memory, 1, idx[..., None].expand(-1, -1, memory.size(-1)))
                 return self.proposal_masks(content, f, sh)
 
-        topk = self.topk_proposals(enc_class, text_mask, output_proposals,
-                                   enc_coord_unact, candidate_masks)
+        topk = self.topk_proposals(
+            enc_class, self.selection_texts(text_mask, batch_data_samples),
+            output_proposals, enc_coord_unact, candidate_masks)
 
         def gather(x: Tensor) -> Tensor:
             return torch.gather(x, 1, topk[..., None].expand(-1, -1,
@@ -106,6 +107,29 @@ class ConditionalQuerySelection:
                 refs = torch.where(found[..., None],
                                    inverse_sigmoid(boxes, eps=1e-3), refs)
         return topk_content.detach(), refs, outputs
+
+    def selection_texts(self, text_mask: Tensor,
+                        batch_data_samples: SampleList) -> Tensor:
+        """(B, T) bool: the texts a proposal's selection score is taken
+        over. ``proposal_texts='all'``: ``text_mask``; ``'things'``: each
+        image's thing texts (its ``text_is_thing``; all of its texts where it
+        has no thing text or no flags)."""
+        if getattr(self, 'proposal_texts', 'all') == 'all':
+            return text_mask
+        things = torch.zeros_like(text_mask)
+        for i, sample in enumerate(batch_data_samples):
+            flags = sample.metainfo.get('text_is_thing')
+            if flags is None or not any(flags):
+                things[i] = text_mask[i]
+                continue
+            if len(flags) != int(text_mask[i].sum()):
+                raise ValueError(
+                    f'{sample.metainfo.get("img_path", "sample")}: '
+                    f'text_is_thing has {len(flags)} flags for '
+                    f'{int(text_mask[i].sum())} texts')
+            things[i, :len(flags)] = torch.as_tensor(
+                list(flags), dtype=torch.bool, device=text_mask.device)
+        return things & text_mask
 
     def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
                        output_proposals: Tensor,

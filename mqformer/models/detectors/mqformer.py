@@ -62,6 +62,11 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
             ``batched_nms``). Both run on the best ``nms_pre_ratio * N_c``
             proposals (default 4; NMS over every token of a 1024 px image
             costs seconds on a CPU). ``None`` (default): plain top-k (DINO).
+        proposal_texts (str): the texts a proposal's selection score is its
+            best of: ``'all'`` (default, MaskDINO) or ``'things'``, the
+            sample's thing texts only (``text_is_thing``; an image without
+            one falls back to all), so stuff is left to the learnable
+            queries and every conditional query starts on a thing.
         fusion_head (dict): :class:`MQFusionHead` config; its ``test_cfg``
             defaults to the model's ``test_cfg`` (task switches).
     """
@@ -76,6 +81,7 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
                  enc_mask_loss: bool = True,
                  mask_box_init: bool = True,
                  dqs_cfg: OptConfigType = None,
+                 proposal_texts: str = 'all',
                  fusion_head: OptConfigType = dict(type='MQFusionHead'),
                  **kwargs) -> None:
         self.query_mode = check_query_mode(query_mode)
@@ -88,6 +94,10 @@ class MQFormer(ConditionalQuerySelection, DetectionTransformer):
         self.enc_mask_loss = enc_mask_loss
         self.mask_box_init = mask_box_init
         self.dqs_cfg = dict(dqs_cfg) if dqs_cfg else None
+        if proposal_texts not in ('all', 'things'):
+            raise ValueError("proposal_texts must be 'all' or 'things', got "
+                             f'{proposal_texts!r}')
+        self.proposal_texts = proposal_texts
         self.fusion_head_cfg = dict(fusion_head or dict(type='MQFusionHead'))
         if self.query_mode == 'learnable' and kwargs.get('bbox_head'):
             # no encoder proposals: no proposal box branch (unused
