@@ -59,6 +59,47 @@ def test_referring_negatives_are_the_other_phrases():
         ['the red circle', 'the sky', 'the red circle']
 
 
+def test_referring_instances_gone_after_the_resize_are_skipped_logged():
+    """A target with no mask pixel left (a few-pixel object downscaled) is
+    no instance and its phrase no negative, said once in the log and
+    counted per sample; with none left the sample is replaced (None);
+    evaluation keeps every expression in order, an empty one boxed at 0."""
+    import logging
+    from mmengine.logging import MMLogger
+    from mqformer.datasets import PhrasesToTexts
+    from mqformer.datasets.transforms import segments
+    from mmdet.structures.mask import BitmapMasks
+    masks = np.zeros((3, 8, 8), np.uint8)
+    masks[0, :2] = masks[2, :, :2] = 1  # masks[1]: gone
+
+    def sample(m):
+        return dict(text=['the red circle', 'the tiny dot', 'the sky'],
+                    gt_masks=BitmapMasks(m, 8, 8), img_path='r.jpg')
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    segments._WARNED.discard('vanished')
+    try:
+        out = PhrasesToTexts()(sample(masks))
+        PhrasesToTexts()(sample(masks))
+    finally:
+        logger.removeHandler(handler)
+    assert sorted(out['texts']) == ['the red circle', 'the sky']
+    assert [out['texts'][l] for l in out['gt_bboxes_labels']] == \
+        ['the red circle', 'the sky']
+    assert len(out['gt_masks']) == len(out['gt_bboxes']) == 2
+    assert out['num_vanished'] == 1
+    said = [r for r in records if 'r.jpg: 1 of 3 instances' in r]
+    assert len(said) == 1
+    assert PhrasesToTexts()(sample(np.zeros_like(masks))) is None
+    ev = PhrasesToTexts(unique=False)(sample(masks))
+    assert ev['texts'] == ['the red circle', 'the tiny dot', 'the sky']
+    assert ev['gt_bboxes'].tensor[1].tolist() == [0, 0, 0, 0]
+    assert ev['gt_bboxes'].tensor[0].tolist() == [0, 0, 8, 2]
+
+
 def test_label_out_of_range_is_an_error_naming_the_file():
     with pytest.raises(ValueError, match='x.jpg.*out of range'):
         class_texts([9], ['a', 'b'])

@@ -17,11 +17,13 @@ def rgb2id(color: np.ndarray) -> np.ndarray:
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
-    """(N, H, W) bool -> (N, 4) xyxy boxes (pixel edges)."""
+    """(N, H, W) bool -> (N, 4) xyxy boxes (pixel edges); an empty mask
+    gives zeros (as mmdet's ``mask2bbox``)."""
     boxes = np.zeros((len(masks), 4), np.float32)
     for i, m in enumerate(masks):
         ys, xs = np.nonzero(m)
-        boxes[i] = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        if len(xs):
+            boxes[i] = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
     return boxes
 
 

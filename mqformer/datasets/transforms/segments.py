@@ -1,4 +1,5 @@
 """Semantic maps, foreground masks and phrases -> (text, box, mask) instances."""
+import logging
 from typing import Optional
 
 import mmcv
@@ -6,11 +7,14 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get
+from mmengine.logging import print_log
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 from .loading import masks_to_boxes
+
+_WARNED = set()
 
 
 def set_instances(results: dict, masks: np.ndarray, labels) -> None:
@@ -131,14 +135,17 @@ class PhrasesToTexts(BaseTransform):
             results['texts'] = phrases
             results['gt_bboxes_labels'] = np.arange(len(phrases))
             return self._finish(results)
-        texts = list(dict.fromkeys(phrases))
+        keep = self.visible(results, len(phrases))
+        if len(phrases) and not keep.any():
+            return None  # nothing left to refer to: the dataset loads another
+        # a phrase whose every instance vanished is no negative: left out
+        texts = list(dict.fromkeys(p for p, k in zip(phrases, keep) if k))
         if self.shuffle:
             texts = [texts[i] for i in np.random.permutation(len(texts))]
-        keep = np.ones(len(phrases), bool)
         if self.max_texts is not None and len(texts) > self.max_texts:
             dropped = set(texts[self.max_texts:])
             texts = texts[:self.max_texts]
-            keep = np.array([p not in dropped for p in phrases], bool)
+            keep &= np.array([p not in dropped for p in phrases], bool)
             results['dropped_phrases'] = sorted(dropped)
         index = {t: i for i, t in enumerate(texts)}
         labels = np.array([index[p] for p, k in zip(phrases, keep) if k],
@@ -150,6 +157,26 @@ class PhrasesToTexts(BaseTransform):
         results['gt_bboxes_labels'] = labels
         results['texts'] = texts
         return self._finish(results)
+
+    @staticmethod
+    def visible(results: dict, n: int) -> np.ndarray:
+        """(n, ) bool, False for an instance whose mask has no pixel left
+        (a few-pixel object after a downscaling ``Resize``): skipped in
+        training, counted in ``num_vanished``, logged once."""
+        if 'gt_masks' not in results or not n:
+            return np.ones(n, bool)
+        visible = results['gt_masks'].masks.reshape(n, -1).any(1)
+        results['num_vanished'] = int(n - visible.sum())
+        if results['num_vanished'] and 'vanished' not in _WARNED:
+            _WARNED.add('vanished')
+            print_log(
+                f'PhrasesToTexts: {results.get("img_path")}: '
+                f'{results["num_vanished"]} of {n} instances have no mask '
+                'pixel left after the resize; they and their phrases are '
+                'skipped (an image with none left is replaced by another; '
+                '"num_vanished" counts them per sample). Said once.',
+                logger='current', level=logging.WARNING)
+        return visible
 
     def _finish(self, results: dict) -> dict:
         if 'gt_bboxes' not in results and 'gt_masks' in results:
