@@ -27,8 +27,8 @@ class ConditionalQuerySelection:
     their keys).
 
     Reads ``num_conditional``, ``dqs_cfg``, ``proposal_texts``,
-    ``enc_mask_loss``, ``mask_box_init``, ``gen_encoder_output_proposals`` (DeformableDETR's),
-    ``image_shapes``, ``bbox_head``, ``decoder``.
+    ``enc_mask_loss``, ``mask_box_init``, ``gen_encoder_output_proposals``
+    (DeformableDETR's), ``image_shapes``, ``bbox_head``, ``decoder``.
     """
 
     def select_queries(self, memory: Tensor, memory_mask: Optional[Tensor],
