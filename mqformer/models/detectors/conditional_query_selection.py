@@ -11,6 +11,7 @@ from torch import Tensor
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from ..heads.mq_fusion_head import text_is_thing
 
 
 def shape_tensor(shape: Tuple, like: Tensor) -> Tensor:
@@ -112,24 +113,21 @@ class ConditionalQuerySelection:
                         batch_data_samples: SampleList) -> Tensor:
         """(B, T) bool: the texts a proposal's selection score is taken
         over. ``proposal_texts='all'``: ``text_mask``; ``'things'``: each
-        image's thing texts (its ``text_is_thing``; all of its texts where it
-        has no thing text or no flags)."""
-        if getattr(self, 'proposal_texts', 'all') == 'all':
+        image's thing texts (the fusion head's :func:`text_is_thing`; all of
+        its texts where it has no thing text)."""
+        if self.proposal_texts == 'all':
             return text_mask
-        things = torch.zeros_like(text_mask)
+        things = text_mask.clone()
         for i, sample in enumerate(batch_data_samples):
-            flags = sample.metainfo.get('text_is_thing')
-            if flags is None or not any(flags):
-                things[i] = text_mask[i]
-                continue
-            if len(flags) != int(text_mask[i].sum()):
+            n = int(text_mask[i].sum())
+            flags = text_is_thing(sample.metainfo, n, 'proposal_texts')
+            if len(flags) != n:
                 raise ValueError(
                     f'{sample.metainfo.get("img_path", "sample")}: '
-                    f'text_is_thing has {len(flags)} flags for '
-                    f'{int(text_mask[i].sum())} texts')
-            things[i, :len(flags)] = torch.as_tensor(
-                list(flags), dtype=torch.bool, device=text_mask.device)
-        return things & text_mask
+                    f'text_is_thing has {len(flags)} flags for {n} texts')
+            if any(flags):
+                things[i, :n] = torch.as_tensor(flags, dtype=torch.bool)
+        return things
 
     def topk_proposals(self, enc_class: Tensor, text_mask: Tensor,
                        output_proposals: Tensor,
