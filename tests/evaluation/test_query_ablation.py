@@ -103,6 +103,21 @@ def test_the_thingsel_row_is_the_mixed_model_selecting_on_things():
         mixed.num_learnable_queries, mixed.num_conditional_queries)
 
 
+def test_the_rolematch_row_is_the_mixed_model_matching_stuff_to_learnable():
+    """``mixed_rolematch`` (the matching row): the mixed model, the same
+    query counts and costs, plus the QueryRoleCost."""
+    from mmengine.config import Config
+    qa = tool()
+    mixed, row = (Config.fromfile(qa.STRATEGY_CFG[s]).model
+                  for s in ('mixed', 'mixed_rolematch'))
+    assert qa.query_mode('mixed_rolematch') == row.query_mode == 'mixed'
+    costs = row.train_cfg.assigner.match_costs
+    assert costs[:-1] == mixed.train_cfg.assigner.match_costs
+    assert costs[-1].type == 'QueryRoleCost'
+    assert (row.num_learnable_queries, row.num_conditional_queries) == (
+        mixed.num_learnable_queries, mixed.num_conditional_queries)
+
+
 def test_held_out_world_never_names_nor_draws_the_held_out_classes(
         tmp_path):
     """Every training/validation file of the world lacks the held-out names;

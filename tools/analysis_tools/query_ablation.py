@@ -43,7 +43,8 @@ STRATEGY_CFG = {
     for s, suffix in (('mixed', ''), ('learnable', '_learnable'),
                       ('conditional', '_conditional'),
                       ('mixed_nodual', '_nodual'),
-                      ('mixed_thingsel', '_thingsel'))
+                      ('mixed_thingsel', '_thingsel'),
+                      ('mixed_rolematch', '_rolematch'))
 }
 TABLE2 = ('mixed', 'learnable', 'conditional')  # the default strategies
 
@@ -51,7 +52,8 @@ TABLE2 = ('mixed', 'learnable', 'conditional')  # the default strategies
 def query_mode(strategy):
     """The model's ``query_mode`` of a strategy (``mixed_nodual``: mixed
     queries without the dual-query cross-attention; ``mixed_thingsel``:
-    conditional queries selected on the thing texts only)."""
+    conditional queries selected on the thing texts only;
+    ``mixed_rolematch``: stuff matched to the learnable queries)."""
     return strategy.split('_')[0]
 SCALES = ('ps', 'ps_ss', 'ps_ss_vg_ref')
 # never named nor drawn in training; each colour and shape is seen elsewhere
@@ -101,7 +103,8 @@ def parse_args(argv=None):
                    choices=list(STRATEGY_CFG),
                    help='mixed_nodual: the mixed model without the dual-'
                    'query cross-attention; mixed_thingsel: its conditional '
-                   'queries selected on thing texts only (mechanism rows)')
+                   'queries selected on thing texts only; mixed_rolematch: '
+                   'stuff matched to its learnable queries (mechanism rows)')
     p.add_argument('--train-images', type=int, default=200)
     p.add_argument('--val-images', type=int, default=200)
     p.add_argument('--eval-at', type=float, nargs='*', default=[],

@@ -87,7 +87,9 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
             costs are wrapped in :class:`ThingBoxCost`); class and mask
             decide which query makes it. Defaults to False (every ground
             truth has a box).
-        train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config).
+        train_cfg (dict): ``assigner`` (a ``HungarianAssigner`` config; a
+            :class:`QueryRoleCost` among its ``match_costs`` matches stuff
+            to the learnable queries).
         test_cfg (dict): unused here (see :class:`MQFusionHead`).
     """
 
@@ -140,6 +142,7 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
         self.logit_scale_init = logit_scale
         self.proposal_branch = proposal_branch
         self.decouple_stuff_boxes = decouple_stuff_boxes
+        self.needs_is_thing = decouple_stuff_boxes
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
@@ -147,6 +150,8 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
             if decouple_stuff_boxes:
                 cfg['match_costs'] = thing_box_costs(cfg['match_costs'])
             self.assigner = TASK_UTILS.build(cfg)
+            self.needs_is_thing = decouple_stuff_boxes or any(
+                c['type'] == 'QueryRoleCost' for c in cfg['match_costs'])
             box_cfg = copy.deepcopy(cfg)
             box_cfg['match_costs'] = [
                 c for c in box_cfg['match_costs'] if c['type'] not in MASK_COSTS
@@ -252,7 +257,11 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
         num_layers = len(cls)
         names = ['' if i == num_layers - 1 else f'd{i}.'
                  for i in range(num_layers)]
-        sets = [PredSet(cls[i], boxes[i], embeds[i]) for i in range(num_layers)]
+        is_learnable = torch.arange(
+            query_split.num_matching,
+            device=cls.device) >= query_split.num_conditional
+        sets = [PredSet(cls[i], boxes[i], embeds[i], is_learnable)
+                for i in range(num_layers)]
         if enc_outputs_class is not None:
             names.append('enc_')
             sets.append(PredSet(enc_outputs_class, enc_outputs_coord,

@@ -18,23 +18,27 @@ from .mq_fusion_head import text_is_thing
 class PredSet(NamedTuple):
     """One set of query predictions of a batch (a decoder layer's, the
     encoder proposals'): ``cls`` (B, N, T) logits, ``boxes`` (B, N, 4)
-    normalised cxcywh, ``mask_embeds`` (B, N, C) or ``None`` (no masks)."""
+    normalised cxcywh, ``mask_embeds`` (B, N, C) or ``None`` (no masks),
+    ``is_learnable`` (N, ) bool, the query type (``None``: all
+    conditional, as the encoder proposals)."""
     cls: Tensor
     boxes: Tensor
     mask_embeds: Optional[Tensor]
+    is_learnable: Optional[Tensor] = None
 
 
 class MQMatching:
     """Targets of :class:`MQHead` (a mixin of the head): reads its
     ``assigner`` / ``box_assigner`` (mmdet ``HungarianAssigner``s, with and
-    without the mask costs), ``num_points`` and ``decouple_stuff_boxes``."""
+    without the mask costs), ``num_points`` and ``needs_is_thing``
+    (``decouple_stuff_boxes`` or a :class:`QueryRoleCost`)."""
 
     def preprocess_gt(self, batch_data_samples: SampleList
                       ) -> Tuple[List[InstanceData], List[dict]]:
         """Ground truth per image: ``labels`` (indices into the image's texts),
         ``bboxes`` (xyxy pixels, derived from masks where missing),
         ``masks`` (bool tensor at the padded input size; absent for
-        detection-only images) and, with ``decouple_stuff_boxes``,
+        detection-only images) and, with ``needs_is_thing``,
         ``is_thing`` (M, ) bool from the sample's ``text_is_thing`` (all True
         where the sample has none)."""
         gts, metas = [], []
@@ -70,7 +74,7 @@ class MQMatching:
             gt_inst = InstanceData(labels=labels, bboxes=bboxes.float())
             if masks is not None:
                 gt_inst.masks = masks
-            if self.decouple_stuff_boxes:
+            if self.needs_is_thing:
                 gt_inst.is_thing = self.gt_is_thing(labels, meta)
             gts.append(gt_inst)
             metas.append(meta)
@@ -80,7 +84,8 @@ class MQMatching:
     def gt_is_thing(labels: Tensor, meta: dict) -> Tensor:
         """(M, ) bool: the thing/stuff flag of each ground truth's text."""
         if meta.get('text_is_thing') is None:  # all things, said once
-            text_is_thing(meta, 0, 'decouple_stuff_boxes')
+            text_is_thing(meta, 0, 'matching (decouple_stuff_boxes, '
+                                   'QueryRoleCost)')
             return torch.ones_like(labels, dtype=torch.bool)
         flags = meta['text_is_thing']
         if len(labels) and int(labels.max()) >= len(flags):
@@ -114,7 +119,8 @@ class MQMatching:
                     [s.boxes[b] for s in pred_sets],
                     [None if s.mask_embeds is None else s.mask_embeds[b]
                      for s in pred_sets], gt, meta,
-                    None if mask_features is None else mask_features[b])
+                    None if mask_features is None else mask_features[b],
+                    [s.is_learnable for s in pred_sets])
                 for (pos, pos_gt), (p, g) in zip(out, per_set):
                     pos.append(p)
                     pos_gt.append(g)
@@ -135,8 +141,9 @@ class MQMatching:
                                bbox_preds: List[Tensor],
                                mask_embeds: List[Optional[Tensor]],
                                gt_instances: InstanceData, img_meta: dict,
-                               mask_feature: Optional[Tensor] = None
-                               ) -> List[Tuple[Tensor, Tensor]]:
+                               mask_feature: Optional[Tensor] = None,
+                               is_learnable: Optional[List[Optional[Tensor]]]
+                               = None) -> List[Tuple[Tensor, Tensor]]:
         """Match several prediction sets (e.g. every decoder layer) of one
         image to its ground truth.
 
@@ -153,6 +160,8 @@ class MQMatching:
             mask_embeds (list[Tensor | None]): (N_s, C) mask embeddings.
             gt_instances (InstanceData): see :meth:`preprocess_gt`.
             mask_feature (Tensor | None): (C, h, w) per-pixel features.
+            is_learnable (list[Tensor | None], optional): (N_s, ) query types
+                per set (for :class:`QueryRoleCost`).
 
         Returns:
             list[tuple]: per set ``pos_inds`` (P, ) and ``pos_gt_inds`` (P, ).
@@ -175,11 +184,14 @@ class MQMatching:
             gt_masked.masks = point_sample(gt_masks[None].float(),
                                            points)[0]  # (G, P)
         results = []
-        for cls_score, bbox_pred, mask_embed in zip(cls_scores, bbox_preds,
-                                                    mask_embeds):
+        for cls_score, bbox_pred, mask_embed, learnable in zip(
+                cls_scores, bbox_preds, mask_embeds,
+                is_learnable or [None] * len(cls_scores)):
             pred = InstanceData(
                 scores=cls_score[:, :num_texts],
                 bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
+            if learnable is not None:
+                pred.is_learnable = learnable
             if feat is not None and mask_embed is not None:
                 pred.masks = mask_embed @ feat
                 result = self.assigner.assign(pred, gt_masked,
