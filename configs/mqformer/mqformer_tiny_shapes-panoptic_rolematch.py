@@ -3,6 +3,8 @@
 # paper's section 4.1 division of labour, conditional queries on things and
 # learnable ones on stuff, as a constraint instead of an outcome).
 _base_ = './mqformer_tiny_shapes-panoptic.py'
+# a config list replaces the base's: the base's five costs restated, then the
+# role cost (tests/evaluation/test_query_ablation.py checks they stay equal)
 model = dict(
     train_cfg=dict(
         assigner=dict(match_costs=[

@@ -142,16 +142,17 @@ class MQHead(MQMatching, MQDenoisingTargets, MaskLosses, BaseModule):
         self.logit_scale_init = logit_scale
         self.proposal_branch = proposal_branch
         self.decouple_stuff_boxes = decouple_stuff_boxes
-        self.needs_is_thing = decouple_stuff_boxes
         self.train_cfg = train_cfg or {}
+        # the matching reads gt is_thing for these two
+        self.needs_is_thing = decouple_stuff_boxes or any(
+            c['type'] == 'QueryRoleCost' for c in self.train_cfg.get(
+                'assigner', {}).get('match_costs', []))
         self.test_cfg = test_cfg or {}
         if 'assigner' in self.train_cfg:
             cfg = copy.deepcopy(self.train_cfg['assigner'])
             if decouple_stuff_boxes:
                 cfg['match_costs'] = thing_box_costs(cfg['match_costs'])
             self.assigner = TASK_UTILS.build(cfg)
-            self.needs_is_thing = decouple_stuff_boxes or any(
-                c['type'] == 'QueryRoleCost' for c in cfg['match_costs'])
             box_cfg = copy.deepcopy(cfg)
             box_cfg['match_costs'] = [
                 c for c in box_cfg['match_costs'] if c['type'] not in MASK_COSTS
