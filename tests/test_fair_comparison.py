@@ -127,11 +127,23 @@ def test_calibration_reads_only_calibration_images(small_world, tmp_path):
     assert len(out['table']) == 2
     assert out['best'] == max(r['metrics']['coco_panoptic/PQ']
                               for r in out['table'])
+    # of two values tried, either is an edge; a single value is none
+    assert out['at_edge'] == ['object_mask_thr']
     assert 'object_mask_thr' not in cfg.model.test_cfg  # config untouched
 
     cfg.val_dataloader = cfg.test_dataloader
     with pytest.raises(ValueError, match='overlap the test images'):
         calibrate(cfg, ckpt, grid, work_dir=str(tmp_path / 'cal2'))
+
+
+def test_a_choice_at_the_grids_edge_is_flagged():
+    from mqformer.evaluation.threshold_calibration import grid_edges
+    grid = dict(object_mask_thr=(0.1, 0.2, 0.3), iou_thr=(0.5, 0.8))
+    assert grid_edges(grid, dict(object_mask_thr=0.2, iou_thr=0.8)) == \
+        ['iou_thr']
+    assert grid_edges(grid, dict(object_mask_thr=0.1, iou_thr=0.5)) == \
+        ['object_mask_thr', 'iou_thr']
+    assert grid_edges(dict(iou_thr=(0.5, )), dict(iou_thr=0.5)) == []
 
 
 def test_replayed_post_processing_equals_the_model_output(small_world,
@@ -322,6 +334,32 @@ def test_variant_rows_are_a_config_with_settings_changed():
     assert plain.model.bbox_head.get('mask_loss_sampling',
                                      'points') == 'points'
     assert set(fair_comparison.OPTIONS) <= set(fair_comparison.MODELS_CFG)
+
+
+def test_the_stuff_as_mask2former_row_combines_two_configs(monkeypatch):
+    """``mqformer_rolematch_masked``: the rolematch config's costs and the
+    masked config's attention, nothing else changed."""
+    from mmengine.config import Config
+    sys.path.insert(0, TOOLS)
+    import fair_comparison
+    monkeypatch.setattr(fair_comparison, 'world_classes',
+                        lambda root: (['red circle'], ['sky']))
+    cfgs = {n: Config.fromfile(f'{REPO}/configs/mqformer/'
+                               f'mqformer_tiny_shapes-panoptic_{n}.py')
+            for n in ('rolematch-masked', 'rolematch', 'masked')}
+    row = cfgs['rolematch-masked']
+    assert row.model.train_cfg == cfgs['rolematch'].model.train_cfg
+    assert row.model.train_cfg.assigner.match_costs[-1].type == \
+        'QueryRoleCost'
+    assert row.model.decoder == cfgs['masked'].model.decoder
+    assert row.model.decoder.layer_cfg.masked_attn_cfg
+    for key in ('train_dataloader', 'optim_wrapper', 'train_cfg'):
+        assert row[key] == cfgs['masked'][key]
+    built = fair_comparison.model_config('mqformer_rolematch_masked',
+                                         'crowded')
+    assert built.model.train_cfg == row.model.train_cfg
+    assert (built.model.num_learnable_queries,
+            built.model.num_conditional_queries) == (25, 75)
 
 
 def test_a_transform_option_reaches_every_training_pipeline(monkeypatch):

@@ -114,7 +114,9 @@ def sweep(cache: PostProcessCache, evaluator, grid: Dict[str, Sequence],
           key: str = 'coco_panoptic/PQ', extra_cfg: dict = None) -> dict:
     """Evaluate every setting of ``grid`` (the product of its values) on the
     cached images; return ``chosen`` (the setting with the best ``key``, the
-    first on ties) and ``table`` (setting and metrics of each).
+    first on ties), ``table`` (setting and metrics of each) and ``at_edge``
+    (the keys whose chosen value is the smallest or largest of several
+    tried: the best may lie outside the grid).
 
     ``evaluator``: an mmengine ``Evaluator`` whose ``dataset_meta`` is set.
     ``extra_cfg``: ``test_cfg`` values held during the sweep (e.g. other
@@ -139,8 +141,16 @@ def sweep(cache: PostProcessCache, evaluator, grid: Dict[str, Sequence],
         test_cfg.update(before)
     best = max(range(len(table)), key=lambda i: (
         table[i]['metrics'][key], -i))
-    return dict(chosen=table[best]['setting'], key=key,
-                best=table[best]['metrics'][key], table=table)
+    chosen = table[best]['setting']
+    return dict(chosen=chosen, key=key, best=table[best]['metrics'][key],
+                table=table, at_edge=grid_edges(grid, chosen))
+
+
+def grid_edges(grid: Dict[str, Sequence], chosen: dict) -> List[str]:
+    """The keys of ``grid`` (more than one value) whose ``chosen`` value is
+    the grid's smallest or largest."""
+    return [k for k, values in grid.items() if len(set(values)) > 1
+            and chosen[k] in (min(values), max(values))]
 
 
 def panoptic_metric(evaluators, where: str) -> dict:

@@ -78,6 +78,10 @@ def main(argv=None):
     print(table(result))
     print(f'chosen on {result["num_images"]} validation images: '
           f'{result["chosen"]} (PQ {result["best"]:.1f})')
+    for key in result['at_edge']:
+        print(f'warning: {key}={result["chosen"][key]:g} is at the edge of '
+              'the grid; the best value may lie outside it (widen it with '
+              f'--grid {key}=...)')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

@@ -57,6 +57,9 @@ MODELS_CFG = dict(
                                         'mqformer_tiny_shapes-panoptic.py'),
     mqformer_masked=osp.join(REPO, 'configs', 'mqformer',
                              'mqformer_tiny_shapes-panoptic_masked.py'),
+    mqformer_rolematch_masked=osp.join(
+        REPO, 'configs', 'mqformer',
+        'mqformer_tiny_shapes-panoptic_rolematch-masked.py'),
     mqformer_learnable=osp.join(REPO, 'configs', 'mqformer',
                                 'mqformer_tiny_shapes-panoptic_learnable.py'),
     mask2former=osp.join(REPO, 'configs', 'baselines',
@@ -81,6 +84,8 @@ NAMES = dict(mqformer='MQ-Former tiny, panoptic data',
              'sampled negative names',
              mqformer_masked='MQ-Former tiny, panoptic data, learnable '
              'queries with masked attention',
+             mqformer_rolematch_masked='MQ-Former tiny, panoptic data, stuff '
+             'matched to learnable queries with masked attention',
              mqformer_learnable='MQ-Former tiny, panoptic data, learnable '
              'queries only',
              mask2former='Mask2Former tiny (same size, kernels, recipe)')
@@ -281,6 +286,7 @@ def score_checkpoint(world, name, cfg, ckpt, wd):
             ecfg.work_dir = osp.join(wd, f'eval_{task}')
             metrics.update(demo.score_checkpoint(ecfg, ckpt))
     return dict(score(metrics), thresholds=cal['chosen'],
+                thresholds_at_edge=cal['at_edge'],
                 calib_pq=round(cal['best'], 2),
                 calib_images=cal['num_images'], commit=commit(),
                 date=datetime.date.today().isoformat(),
