@@ -158,9 +158,17 @@ def init_model(config, weights: Optional[str] = None,
     # the weights are loaded here, not by init_detector: a run on a
     # ConcatDataset of datasets with different metainfo (the demo, every
     # Table 2 mix) stores mmdet's list of metainfos as dataset_meta, which
-    # init_detector cannot read (it calls .items() on it)
+    # init_detector cannot read (it calls .items() on it). Its "checkpoint
+    # is None" warning is dropped at display: it calls simplefilter('once')
+    # itself, which outranks any filter set here.
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', 'checkpoint is None')
+        show = warnings.showwarning
+
+        def show_others(message, *args, **kwargs):
+            if 'checkpoint is None' not in str(message):
+                show(message, *args, **kwargs)
+
+        warnings.showwarning = show_others
         model = init_detector(config, None, device=device)
     if weights:
         ckpt = load_fitting_weights(model, weights)

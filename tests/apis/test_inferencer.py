@@ -131,3 +131,19 @@ def test_every_prediction_names_its_query_and_type(inferencer, images):
     sample = inferencer.predict(str(images / 'rgb.jpg'), TEXTS, 'instance')
     inst = sample.pred_instances
     assert torch.equal(inst.query_learnable, inst.query_index >= n_cond)
+
+
+def test_init_model_does_not_warn_of_a_missing_checkpoint(checkpoint):
+    """init_detector is called without weights (they are loaded after it):
+    its "checkpoint is None, use COCO classes" warning must not reach the
+    user, while other warnings still do."""
+    import warnings
+
+    from mqformer.apis.inferencer import init_model
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        init_model(TINY_CFG, checkpoint)
+        warnings.warn('a later warning')
+    messages = [str(w.message) for w in caught]
+    assert not any('checkpoint is None' in m for m in messages), messages
+    assert 'a later warning' in messages
