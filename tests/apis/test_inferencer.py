@@ -136,7 +136,8 @@ def test_every_prediction_names_its_query_and_type(inferencer, images):
 def test_init_model_does_not_warn_of_a_missing_checkpoint(checkpoint):
     """init_detector is called without weights (they are loaded after it):
     its "checkpoint is None, use COCO classes" warning must not reach the
-    user, while other warnings still do."""
+    user, and the warning machinery is left as it was (a later warning is
+    still shown)."""
     import warnings
 
     from mqformer.apis.inferencer import init_model
