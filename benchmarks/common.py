@@ -51,6 +51,12 @@ def build(cfg_path: str, **model_overrides):
 
 def make_data(model, size, texts=None, batch=1, training=False):
     """A preprocessed batch of random images of ``size`` (h, w) with texts."""
+    return model.data_preprocessor(raw_data(size, texts, batch), training)
+
+
+def raw_data(size, texts=None, batch=1):
+    """A batch of random uint8 images of ``size`` (h, w), two objects each,
+    with texts, before the data preprocessor."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     h, w = size
@@ -73,9 +79,8 @@ def make_data(model, size, texts=None, batch=1, training=False):
         from mmengine.structures import PixelData
         s.gt_sem_seg = PixelData(sem_seg=torch.zeros(1, h, w, dtype=torch.long))
         samples.append(s)
-    data = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+    return dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
                         for _ in range(batch)], data_samples=samples)
-    return model.data_preprocessor(data, training)
 
 
 def timeit(fn: Callable, runs: int = 5, warmup: int = 1) -> float:

@@ -2,14 +2,17 @@
 # same-kernel Mask2Former side by side, stage by stage, on the fair
 # comparison's data (tools/analysis_tools/fair_comparison.py's configs).
 #
-#   python benchmarks/profile_step.py [--world shapes|crowded] [--iters 20]
+#   python benchmarks/profile_step.py [--world shapes|crowded|r50] [--iters 20]
 #       [--rounds 3] [--threads 2] [--models mqformer mask2former]
 #       [--device cpu|cuda] [--amp] [--json OUT]
 #       [--checkpoints mqformer=CKPT mask2former=CKPT]
 #       [--in-run MINUTES [--block 25]] [--backward-ops STEPS]
-#       [--node-sources]
+#       [--node-sources] [--malloc retain|stock]
 #
 # --models takes any row of fair_comparison.py (e.g. mqformer_pixels).
+# --world r50 profiles speed_memory.py's training-step rows instead: the R50
+# MQ-Former (mixed 100+300) and the same-kernel Mask2Former, random weights,
+# one batch of 2 random 384x384 images replayed, AdamW without clipping.
 # --checkpoints profiles trained weights (e.g. fair_comparison.py's
 # final.pth): what a stage costs can depend on what the model predicts
 # (the distinct selection reads more candidates once proposals repeat).
@@ -29,6 +32,11 @@
 # "round" is then one block, and the ratio pairs each block with the other
 # model's adjacent one, so drift of the machine cancels. The training
 # loop's hooks are not run.
+#
+# --malloc retain (the default) gives the process the allocator settings
+# tools/train.py gives CPU training (mqformer/engine/cpu_malloc.py: freed
+# memory kept for the next step); both models share the process, so both
+# get them. --malloc stock keeps glibc's defaults.
 #
 # --backward-ops STEPS then profiles STEPS more steps of each model with
 # torch.profiler and prints the backward by autograd node type (e.g.
@@ -171,7 +179,34 @@ def instrument(model, name, timer):
     return found
 
 
+# --world r50: speed_memory.py's training-step rows (random weights)
+R50_MODELS = dict(mqformer='MQ-Former R50 mixed 100+300',
+                  mask2former='Mask2Former R50 with our CPU attention paths')
+
+
+def build_r50(name, device):
+    """speed_memory.py's R50 row for ``name`` (MQ-Former mixed 100+300 or
+    the same-kernel Mask2Former) with its AdamW (lr 1e-5, no clipping), and
+    its training batch before the data preprocessor: 2 random 384x384
+    images, 2 objects each, COCO's 80 names (text cache warm)."""
+    import speed_memory
+    from common import raw_data
+    from mmengine.optim import OptimWrapper
+    if name not in R50_MODELS:
+        raise SystemExit(f'--world r50 knows {sorted(R50_MODELS)}, '
+                         f'not {name!r}')
+    model, _ = speed_memory.build_case(
+        dict(model=R50_MODELS[name], h=64, w=64), training=True)
+    model.to(device).train()
+    optim = OptimWrapper(torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-5))
+    torch.manual_seed(0)
+    return raw_data((384, 384), batch=2), model, optim
+
+
 def build(name, world, device, checkpoint=None):
+    if world == 'r50':
+        return build_r50(name, device)
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import fair_comparison
@@ -243,7 +278,8 @@ def run_round(model, optim, data, steps, timer, device, amp):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--world', default='shapes', choices=['shapes', 'crowded'])
+    p.add_argument('--world', default='shapes',
+                   choices=['shapes', 'crowded', 'r50'])
     p.add_argument('--models', nargs='+',
                    default=['mqformer', 'mask2former'])
     p.add_argument('--iters', type=int, default=20)
@@ -264,6 +300,10 @@ def main(argv=None):
     p.add_argument('--backward-ops', type=int, default=0, metavar='STEPS',
                    help='then profile STEPS steps per model and print the '
                    'backward by autograd node type')
+    p.add_argument('--malloc', default='retain', choices=['retain', 'stock'],
+                   help='retain: freed memory kept for reuse, as '
+                   'tools/train.py sets for CPU training; stock: glibc\'s '
+                   'defaults (both models alike: one process)')
     p.add_argument('--node-sources', action='store_true',
                    help='then count one step\'s backward nodes per model by '
                    'the code that made them')
@@ -278,6 +318,10 @@ def main(argv=None):
     if unknown:
         p.error(f'--checkpoints: {unknown} not in --models {args.models}')
     torch.set_num_threads(args.threads)
+    if args.malloc == 'retain':
+        sys.path.insert(0, REPO)
+        from mqformer.engine import retain_freed_memory
+        retain_freed_memory()
     sync = (torch.cuda.synchronize if args.device.startswith('cuda')
             else (lambda: None))
     runs = {}
@@ -287,7 +331,13 @@ def main(argv=None):
                                   ckpts.get(name))
         timer = StageTimer(sync)
         stages = instrument(model, name, timer)
-        if args.in_run:  # new batches, for as long as the models train
+        if args.world == 'r50':  # speed_memory.py's one batch, repeated
+            if args.in_run or ckpts:
+                p.error('--world r50 replays one random batch: no --in-run '
+                        'or --checkpoints')
+            data = [cfg] * (args.warmup + args.iters)
+            warmup = iter(data[:args.warmup])
+        elif args.in_run:  # new batches, for as long as the models train
             data = loader_iter(cfg)
             stages = ['data loading'] + stages
             warmup = data
@@ -468,7 +518,7 @@ def report(args, runs):
     print(f'\nTraining step, ms per step (median [min-max] over '
           f'{len(runs[names[0]]["steps"])} {kind}), {args.world} world, '
           f'{args.device}{" amp" if args.amp else ""}, '
-          f'{args.threads} threads\n')
+          f'{args.threads} threads, malloc {args.malloc}\n')
     print('| stage | ' + ' | '.join(names) + ' |')
     print('|---' * (len(names) + 1) + '|')
     out = {}

@@ -8,7 +8,7 @@ all of them alike and the ratios hold. Peak memory: one fresh subprocess per
 model (a process's peak RSS is only its own there).
 
     python benchmarks/speed_memory.py [--runs 5] [--threads 2]
-        [--train-size 384] [--quick]
+        [--train-size 384] [--malloc retain|stock] [--quick]
 
 Prints markdown tables (latency, peak RSS and ratios to the same-kernel
 Mask2Former - mmdet's Mask2Former given MQ-Former's attention paths by the
@@ -111,6 +111,9 @@ def train_fn(model, data):
 def worker(args):
     """One job; prints one JSON line ``RESULT {...}``."""
     torch.set_num_threads(args.threads)
+    if args.malloc == 'retain':  # as tools/train.py does on the CPU
+        from mqformer.engine import retain_freed_memory
+        retain_freed_memory()
     cases = json.loads(args.cases)
     training = args.what in ('train', 'peak-train')
     fns, models = {}, {}
@@ -185,10 +188,13 @@ def post_timer(model) -> list:
     return seconds
 
 
+MALLOC = ['retain']  # --malloc, passed to every worker
+
+
 def run_worker(what, cases, runs, threads):
     cmd = [sys.executable, __file__, '--worker', '--what', what,
            '--cases', json.dumps(cases), '--runs', str(runs),
-           '--threads', str(threads)]
+           '--threads', str(threads), '--malloc', MALLOC[0]]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE='1')
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.abspath(__file__)))
@@ -267,16 +273,21 @@ def main():
                    help='training table: comma-separated subset of '
                    f'{list(MODELS)} (both Mask2Former rows are always '
                    'measured)')
+    p.add_argument('--malloc', default='retain', choices=['retain', 'stock'],
+                   help='retain: freed memory kept for reuse, as '
+                   'tools/train.py sets for CPU training (every model of a '
+                   'table alike); stock: glibc\'s defaults')
     p.add_argument('--quick', action='store_true',
                    help='512 px inference and the text cost only')
     args = p.parse_args()
     if args.worker:
         return worker(args)
+    MALLOC[0] = args.malloc
     R, T = args.runs, args.threads
     sections = ('infer512', 'text') if args.quick else \
         args.sections.split(',')
     print(f'CPU, {T} threads, median of {R} after 1 warm-up, random weights, '
-          'latency interleaved in one process')
+          f'latency interleaved in one process, malloc {args.malloc}')
     for sec, (h, w) in (('infer512', (512, 512)), ('infer800', (800, 1333))):
         if sec not in sections:
             continue

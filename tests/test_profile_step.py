@@ -147,3 +147,18 @@ def test_backward_ops_splits_the_backward_by_node_type(capsys):
     assert '| GridSampler2DBackward0 | ' in out
     assert '| all nodes | ' in out and 'sampler - matmul' in out
     assert '| nodes per step | ' in out
+
+
+def test_r50_world_builds_speed_memory_rows():
+    """--world r50 profiles speed_memory.py's MQ-Former R50 row (mixed,
+    100 + 300 queries) on its batch: 2 random 384x384 images before the data
+    preprocessor; a model it does not know is refused by name."""
+    import pytest
+    raw, model, optim = profile_step.build_r50('mqformer', 'cpu')
+    assert type(model).__name__ == 'MQFormer' and model.training
+    assert (model.query_mode, model.num_learnable,
+            model.num_conditional) == ('mixed', 100, 300)
+    assert [tuple(x.shape) for x in raw['inputs']] == [(3, 384, 384)] * 2
+    assert optim.optimizer.param_groups[0]['lr'] == 1e-5
+    with pytest.raises(SystemExit, match='mqformer_pixels'):
+        profile_step.build_r50('mqformer_pixels', 'cpu')

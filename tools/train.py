@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 import mqformer  # noqa: F401  (registers components)
 from mqformer.compat import checkpoint_io, cpu_distributed
+from mqformer.engine import setup_cpu_malloc
 
 
 def parse_args():
@@ -105,6 +106,7 @@ def main():
     args = parse_args()
     cfg = build_cfg(args)
     check_work_dir(cfg.work_dir)
+    setup_cpu_malloc(cfg)  # CPU training keeps freed memory for reuse
     with cpu_distributed(cfg):  # CPU-only multi-process runs (gloo)
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)

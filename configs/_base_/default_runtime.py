@@ -13,6 +13,10 @@ env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
+    # CPU training (tools/train.py): glibc keeps freed memory for the next
+    # step instead of faulting it in again (mqformer/engine/cpu_malloc.py);
+    # None keeps glibc's defaults
+    malloc_cfg=dict(mmap_threshold_mb=1024, trim_threshold_mb=2047),
 )
 
 vis_backends = [dict(type='LocalVisBackend')]
