@@ -205,8 +205,6 @@ def build_r50(name, device):
 
 
 def build(name, world, device, checkpoint=None):
-    if world == 'r50':
-        return build_r50(name, device)
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import fair_comparison
@@ -317,6 +315,9 @@ def main(argv=None):
     unknown = sorted(set(ckpts) - set(args.models))
     if unknown:
         p.error(f'--checkpoints: {unknown} not in --models {args.models}')
+    if args.world == 'r50' and (args.in_run or ckpts):
+        p.error('--world r50 replays one random batch: no --in-run or '
+                '--checkpoints')
     torch.set_num_threads(args.threads)
     if args.malloc == 'retain':
         sys.path.insert(0, REPO)
@@ -327,15 +328,15 @@ def main(argv=None):
     runs = {}
     for name in args.models:
         torch.manual_seed(0)
-        cfg, model, optim = build(name, args.world, args.device,
-                                  ckpts.get(name))
+        if args.world == 'r50':
+            batch, model, optim = build_r50(name, args.device)
+        else:
+            cfg, model, optim = build(name, args.world, args.device,
+                                      ckpts.get(name))
         timer = StageTimer(sync)
         stages = instrument(model, name, timer)
         if args.world == 'r50':  # speed_memory.py's one batch, repeated
-            if args.in_run or ckpts:
-                p.error('--world r50 replays one random batch: no --in-run '
-                        'or --checkpoints')
-            data = [cfg] * (args.warmup + args.iters)
+            data = [batch] * (args.warmup + args.iters)
             warmup = iter(data[:args.warmup])
         elif args.in_run:  # new batches, for as long as the models train
             data = loader_iter(cfg)

@@ -6,9 +6,11 @@ sizes every iteration (activations, matching costs, gradients), and glibc's
 defaults hand freed memory back to the kernel (a free top of the heap above
 ``M_TRIM_THRESHOLD`` is trimmed, and blocks above ``M_MMAP_THRESHOLD`` are
 mapped and unmapped one by one), so the next step takes a page fault for
-every 4 KiB of them again. On the R50 MQ-Former step (batch 2, 384 px) that
-was 0.1-0.33 M faults and up to 2.6 s of system time per 6-8 s step, varying
-from step to step; Mask2Former's step took none once warm.
+every 4 KiB of them again. On an R50 training step (batch 2, 384 px) that
+was 0.1-0.33 M faults a step for MQ-Former and 0.1-0.16 M for Mask2Former, up
+to 2.6 s of system time in a 6-8 s step, varying from step to step; with
+:func:`retain_freed_memory` about 0.01 M, and steps 3-6% faster for both
+(benchmarks/README.md).
 
 :func:`retain_freed_memory` raises both thresholds, so that freed memory
 stays in the process for the next step (what preloading jemalloc or
