@@ -188,13 +188,13 @@ def post_timer(model) -> list:
     return seconds
 
 
-MALLOC = ['retain']  # --malloc, passed to every worker
+MALLOC = 'retain'  # --malloc, passed to every worker
 
 
 def run_worker(what, cases, runs, threads):
     cmd = [sys.executable, __file__, '--worker', '--what', what,
            '--cases', json.dumps(cases), '--runs', str(runs),
-           '--threads', str(threads), '--malloc', MALLOC[0]]
+           '--threads', str(threads), '--malloc', MALLOC]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE='1')
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.abspath(__file__)))
@@ -282,7 +282,8 @@ def main():
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    MALLOC[0] = args.malloc
+    global MALLOC
+    MALLOC = args.malloc
     R, T = args.runs, args.threads
     sections = ('infer512', 'text') if args.quick else \
         args.sections.split(',')
